@@ -1,0 +1,1 @@
+install(TARGETS unitrain_core unitrain)

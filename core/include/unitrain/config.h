@@ -1,0 +1,59 @@
+// Experiment files: JSON with includes, command-line overrides and a schema.
+//
+// Resolution order: the file's "include" list (paths relative to the including file,
+// each resolved recursively, later ones win), then the file itself, then every
+// `--set a.b.c=value` override in order. Objects merge deeply; any other value
+// replaces. The origin of every value is remembered, so an error points at the file
+// that wrote the offending key: `x.json:/model/heads/vqa2/hidden_dim`.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "unitrain/errors.h"
+
+namespace unitrain {
+
+class Registry;
+
+struct Experiment {
+  std::filesystem::path file;  // the top-level experiment file
+  nlohmann::json json;         // fully resolved ("include" removed)
+  // JSON pointer -> file (or "--set") that last wrote it.
+  std::map<std::string, std::string> origin;
+
+  // "file:/pointer" for the value at `pointer` (or its nearest written ancestor).
+  std::string where(const std::string& pointer) const;
+};
+
+// Reads, includes and overrides (ConfigError on syntax errors with file:line:column,
+// missing include files, include cycles, malformed overrides). Does not validate.
+Experiment load_experiment(const std::filesystem::path& file,
+                           const std::vector<std::string>& overrides = {});
+
+// Checks the experiment against its schema (unknown keys, types, required keys) and,
+// when a registry is given, that every named plugin exists and every options block is
+// valid for it. Fills in schema defaults in `experiment.json`. Throws ConfigError.
+void validate_experiment(Experiment& experiment, const Registry* registry);
+
+// Parses JSON text, turning syntax errors into ConfigError "file:line:column: ...".
+nlohmann::json parse_json_file(const std::filesystem::path& file);
+
+// Appends "/key" to a JSON pointer, escaping '~' and '/'.
+std::string pointer_join(const std::string& pointer, const std::string& key);
+
+// The names in `candidates` sorted by edit distance to `name` (nearest first).
+std::vector<std::string> nearest_first(const std::string& name,
+                                       std::vector<std::string> candidates);
+
+// Checks `value` against `defaults` (same keys, compatible JSON types, recursively
+// for objects whose default is non-empty) and returns defaults merged with value.
+// `where` is the file:pointer prefix of the block for messages.
+nlohmann::json merge_checked(const nlohmann::json& defaults, const nlohmann::json& value,
+                             const std::string& file, const std::string& pointer);
+
+}  // namespace unitrain

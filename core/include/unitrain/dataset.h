@@ -1,0 +1,46 @@
+// A dataset reader: one split of one dataset, read from its real on-disk format.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "unitrain/batch.h"
+#include "unitrain/plugin.h"
+
+namespace unitrain {
+
+// Accumulates predictions over an evaluation pass and computes the task's metrics.
+class Evaluator {
+ public:
+  virtual ~Evaluator() = default;
+  virtual void add(const Predictions& predictions, const Batch& batch) = 0;
+  // {"metric": value, ...}; the first metric is the task's headline number.
+  virtual nlohmann::json compute() const = 0;
+};
+
+// What a task predicts. `kind` is "classification", "vqa" or "detection".
+struct LabelSpace {
+  std::string kind;
+  std::vector<std::string> names;  // label / answer / class names, by contiguous id
+  int64_t num_attributes = 0;      // detection with attributes (Visual Genome)
+};
+
+// One split of a dataset. Options carry the split name ("train", "val", ...); the
+// experiment builder creates one instance per split it needs.
+class Dataset : public PluginObject {
+ public:
+  virtual int64_t size() const = 0;
+  // Decodes record `index`. `seed` drives random augmentation, so the sample depends
+  // only on (seed, index), never on which worker thread reads it.
+  virtual Sample get(int64_t index, uint64_t seed) const = 0;
+  virtual LabelSpace labels() const = 0;
+  // A fresh evaluator for this split's metrics.
+  virtual std::unique_ptr<Evaluator> evaluator() const = 0;
+  // Records skipped while loading, by reason (for `unitrain data stats`).
+  virtual nlohmann::json skipped() const { return nlohmann::json::object(); }
+};
+
+}  // namespace unitrain

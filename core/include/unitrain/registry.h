@@ -1,0 +1,92 @@
+// The plugin registry: loads plugin libraries (.so) and creates objects by kind and
+// name. Libraries are loaded once with RTLD_NOW | RTLD_LOCAL and never unloaded (see
+// docs/plugin_guide.md, "Lifetime"): objects they created may outlive any scope.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "unitrain/errors.h"
+#include "unitrain/plugin.h"
+
+namespace unitrain {
+
+struct PluginInfo {
+  std::string kind;
+  std::string name;
+  std::string version;
+  std::string description;
+  std::string file;  // the library it came from
+  std::string readme;
+  nlohmann::json defaults;  // default options (a JSON object)
+  int abi_major = 0;
+  int abi_minor = 0;
+};
+
+class Registry {
+ public:
+  Registry();
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // The process-wide registry used by the CLI and the experiment builder.
+  static Registry& global();
+
+  // Loads one plugin library. Throws PluginLoadError (missing file, not a shared
+  // library, no entry point, ABI or libtorch mismatch) or RegistryError (duplicate
+  // kind/name; the message names both files). Loading the same file twice is a no-op.
+  void load_file(const std::filesystem::path& file);
+  // Loads every `*.so` in a directory (not recursive), in name order.
+  void load_directory(const std::filesystem::path& dir);
+  // The default search path: the build's plugin directory (or the installed one next
+  // to the executable), then `extra_dirs`, then the directories of UNITRAIN_PLUGIN_PATH
+  // (colon separated). Directories that do not exist are skipped, except those in
+  // `extra_dirs` and UNITRAIN_PLUGIN_PATH, which are errors.
+  void load_default_search_path(const std::vector<std::filesystem::path>& extra_dirs = {});
+
+  // Every registered plugin, sorted by kind then name; `kind` empty = all kinds.
+  std::vector<PluginInfo> list(const std::string& kind = "") const;
+  std::vector<std::string> kinds() const;
+  bool contains(const std::string& kind, const std::string& name) const;
+  // Throws RegistryError listing the registered names of that kind, nearest first.
+  const PluginInfo& find(const std::string& kind, const std::string& name) const;
+  // Finds a plugin by name in any kind (for `unitrain plugins show NAME`).
+  std::vector<const PluginInfo*> find_any(const std::string& name) const;
+
+  // Merges `options` over the plugin's defaults after checking them (unknown keys,
+  // JSON types). `where` is the "file.json:/json/pointer" of the options block and
+  // prefixes every message. Throws ConfigError.
+  nlohmann::json resolve_options(const std::string& kind, const std::string& name,
+                                 const nlohmann::json& options,
+                                 const std::string& where) const;
+
+  // Creates an object. Options are resolved as above; a factory's failure becomes a
+  // RegistryError carrying the plugin's message.
+  std::shared_ptr<PluginObject> create(const std::string& kind, const std::string& name,
+                                       const nlohmann::json& options,
+                                       const std::string& where) const;
+
+  template <typename T>
+  std::shared_ptr<T> create_as(const std::string& kind, const std::string& name,
+                               const nlohmann::json& options, const std::string& where) const {
+    auto object = create(kind, name, options, where);
+    auto typed = std::dynamic_pointer_cast<T>(object);
+    if (!typed) throw_wrong_interface(kind, name, where);
+    return typed;
+  }
+
+ private:
+  [[noreturn]] void throw_wrong_interface(const std::string& kind, const std::string& name,
+                                          const std::string& where) const;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace unitrain
