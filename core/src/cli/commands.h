@@ -1,0 +1,30 @@
+// Sub-commands of the `unitrain` executable. Each command file defines one
+// `add_<name>_command(CLI::App&, CliContext&)` that registers the sub-command and its
+// callback; cli.cpp lists them all. Callbacks throw unitrain::Error for user errors;
+// run_cli prints them as "error: ..." and exits 1.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace unitrain::cli {
+
+// Options shared by every sub-command.
+struct CliContext {
+  std::vector<std::string> plugin_files;  // --plugin FILE (repeatable)
+  std::vector<std::string> plugin_dirs;   // --plugin-dir DIR (repeatable)
+  int exit_code = 0;
+};
+
+// Loads the default plugin search path plus the context's and the experiment's
+// (`plugin_dirs`, `plugins`) into the global registry.
+void load_plugins(const CliContext& context, const std::vector<std::string>& experiment_dirs = {},
+                  const std::vector<std::string>& experiment_files = {});
+
+void add_plugins_command(CLI::App& app, CliContext& context);
+void add_validate_command(CLI::App& app, CliContext& context);
+
+}  // namespace unitrain::cli
