@@ -1,0 +1,94 @@
+// Image loading for dataset readers: decode (OpenCV), resize by the shorter side with
+// a cap on the longer side, optional random horizontal flip and random choice of the
+// shorter side (detection training, as DETR), then ImageNet normalization into a
+// [3, H, W] float tensor. Boxes follow the image through every step.
+//
+// JSON (a dataset's "image" block), keys as the fields below:
+//   {"min_size": 800, "max_size": 1333, "train_min_sizes": [480, 512, ...],
+//    "hflip": 0.5, "augment": null}
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+namespace cv {
+class Mat;
+}
+
+namespace unitrain::data {
+
+struct ImageTransformOptions {
+  // Shorter side after resizing (evaluation, or training without train_min_sizes).
+  // Default 800. 0 keeps the decoded size.
+  int64_t min_size = 800;
+  // Cap on the longer side; the shorter side shrinks to respect it. Default 1333.
+  // 0 = no cap.
+  int64_t max_size = 1333;
+  // Training: the shorter side is drawn uniformly from this list (DETR's multi-scale
+  // augmentation). Default empty = always min_size.
+  std::vector<int64_t> train_min_sizes;
+  // Training: probability of a horizontal flip. Default 0 (flips change the meaning
+  // of "left"/"right" in questions; detection readers default to 0.5).
+  double hflip = 0.0;
+  // Whether random augmentation (train_min_sizes, hflip) applies. Readers set it from
+  // their split when the JSON leaves it null: true for splits starting with "train".
+  bool augment = false;
+  // Per-channel (RGB) normalization: (x / 255 - mean) / std. Default ImageNet.
+  std::vector<double> mean = {0.485, 0.456, 0.406};
+  std::vector<double> std = {0.229, 0.224, 0.225};
+};
+
+// Reads an "image" block over `defaults` (keys as the fields; "augment": null leaves
+// `defaults.augment`). Throws ConfigError prefixed by `where`.
+ImageTransformOptions image_transform_options_from_json(const nlohmann::json& j,
+                                                        const ImageTransformOptions& defaults,
+                                                        const std::string& where);
+// The JSON block for `options` (round trip of the above).
+nlohmann::json image_transform_options_to_json(const ImageTransformOptions& options);
+
+// Resolves an image path taken from an annotation against the dataset's image root.
+// The path must be relative and stay inside the root after lexical normalization
+// ("a/../b.jpg" is fine, "../x.jpg" or "/etc/x" are not): DataError "<where>: image
+// path '...' escapes the image root '...'".
+std::filesystem::path resolve_image_path(const std::filesystem::path& root,
+                                         const std::string& relative, const std::string& where);
+
+// Decodes an image file as 8-bit RGB. DataError naming the path when the file is
+// missing or cannot be decoded. EXIF orientation is ignored, as annotation sizes
+// (COCO's width/height) describe the stored pixels.
+cv::Mat decode_image(const std::filesystem::path& file);
+
+// Output size (h, w) for an input of (height, width): DETR's rule — shorter side to
+// `min_size`, shrunk so the longer side is at most `max_size`.
+std::pair<int64_t, int64_t> resized_size(int64_t height, int64_t width, int64_t min_size,
+                                         int64_t max_size);
+
+struct TransformedImage {
+  torch::Tensor image;  // [3, H, W] float32 normalized
+  torch::Tensor boxes;  // [N, 4] float32 cxcywh normalized to (W, H); undefined if no boxes given
+};
+
+class ImageTransform {
+ public:
+  explicit ImageTransform(ImageTransformOptions options);
+
+  // `rgb`: 8-bit RGB image. `boxes_xyxy`: [N, 4] float32 absolute pixels of `rgb`
+  // (may be undefined). Random choices come from `seed` only.
+  TransformedImage apply(const cv::Mat& rgb, const torch::Tensor& boxes_xyxy,
+                         uint64_t seed) const;
+
+  const ImageTransformOptions& options() const { return options_; }
+
+ private:
+  ImageTransformOptions options_;
+};
+
+// True when a split name means training data ("train", "train2014", "train_small").
+bool is_train_split(const std::string& split);
+
+}  // namespace unitrain::data

@@ -1,0 +1,220 @@
+#include "unitrain/data/image_pipeline.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "unitrain/data/random.h"
+#include "unitrain/errors.h"
+
+namespace unitrain::data {
+namespace {
+
+const char* const kImageKeys[] = {"min_size", "max_size", "train_min_sizes", "hflip",
+                                  "augment",  "mean",     "std"};
+
+int64_t non_negative_int(const nlohmann::json& v, const std::string& where,
+                         const std::string& key) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0) {
+    throw ConfigError(fmt::format("{}/{}: expected an integer >= 0, found {}", where, key,
+                                  v.dump()));
+  }
+  return v.get<int64_t>();
+}
+
+std::vector<double> three_numbers(const nlohmann::json& v, const std::string& where,
+                                  const std::string& key, bool positive) {
+  bool ok = v.is_array() && v.size() == 3;
+  std::vector<double> out;
+  if (ok) {
+    for (const auto& x : v) {
+      if (!x.is_number() || (positive && x.get<double>() <= 0)) ok = false;
+      else out.push_back(x.get<double>());
+    }
+  }
+  if (!ok) {
+    throw ConfigError(fmt::format("{}/{}: expected 3 numbers (R, G, B){}, found {}", where,
+                                  key, positive ? " > 0" : "", v.dump()));
+  }
+  return out;
+}
+
+}  // namespace
+
+ImageTransformOptions image_transform_options_from_json(const nlohmann::json& j,
+                                                        const ImageTransformOptions& defaults,
+                                                        const std::string& where) {
+  ImageTransformOptions o = defaults;
+  if (j.is_null()) return o;
+  if (!j.is_object()) {
+    throw ConfigError(fmt::format("{}: expected an object, found {}", where, j.dump()));
+  }
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(std::begin(kImageKeys), std::end(kImageKeys), key) == std::end(kImageKeys)) {
+      throw ConfigError(fmt::format(
+          "{}/{}: unknown key; valid keys: min_size, max_size, train_min_sizes, hflip, "
+          "augment, mean, std",
+          where, key));
+    }
+    if (key == "min_size") {
+      o.min_size = non_negative_int(value, where, key);
+    } else if (key == "max_size") {
+      o.max_size = non_negative_int(value, where, key);
+    } else if (key == "train_min_sizes") {
+      if (!value.is_array()) {
+        throw ConfigError(fmt::format("{}/{}: expected an array of sizes, found {}", where,
+                                      key, value.dump()));
+      }
+      o.train_min_sizes.clear();
+      for (const auto& s : value) {
+        const int64_t size = non_negative_int(s, where, key);
+        if (size == 0) {
+          throw ConfigError(fmt::format("{}/{}: sizes must be > 0", where, key));
+        }
+        o.train_min_sizes.push_back(size);
+      }
+    } else if (key == "hflip") {
+      if (!value.is_number() || value.get<double>() < 0 || value.get<double>() > 1) {
+        throw ConfigError(fmt::format("{}/hflip: expected a probability in [0, 1], found {}",
+                                      where, value.dump()));
+      }
+      o.hflip = value.get<double>();
+    } else if (key == "augment") {
+      if (value.is_null()) continue;
+      if (!value.is_boolean()) {
+        throw ConfigError(fmt::format("{}/augment: expected true, false or null, found {}",
+                                      where, value.dump()));
+      }
+      o.augment = value.get<bool>();
+    } else if (key == "mean") {
+      o.mean = three_numbers(value, where, key, false);
+    } else if (key == "std") {
+      o.std = three_numbers(value, where, key, true);
+    }
+  }
+  return o;
+}
+
+nlohmann::json image_transform_options_to_json(const ImageTransformOptions& o) {
+  return {{"min_size", o.min_size}, {"max_size", o.max_size},
+          {"train_min_sizes", o.train_min_sizes}, {"hflip", o.hflip},
+          {"augment", o.augment}, {"mean", o.mean}, {"std", o.std}};
+}
+
+std::filesystem::path resolve_image_path(const std::filesystem::path& root,
+                                         const std::string& relative, const std::string& where) {
+  const std::filesystem::path rel(relative);
+  const auto normal = rel.lexically_normal();
+  const bool escapes = relative.empty() || rel.is_absolute() || rel.has_root_name() ||
+                       normal.empty() || *normal.begin() == "..";
+  if (escapes) {
+    throw DataError(fmt::format(
+        "{}: image path '{}' escapes the image root '{}' (paths must be relative and stay "
+        "inside it)",
+        where, relative, root.string()));
+  }
+  return root / normal;
+}
+
+cv::Mat decode_image(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) {
+    throw DataError(fmt::format("image file '{}' does not exist", file.string()));
+  }
+  cv::Mat bgr = cv::imread(file.string(), cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  if (bgr.empty()) {
+    throw DataError(fmt::format("cannot decode image file '{}' (corrupt or not an image)",
+                                file.string()));
+  }
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return rgb;
+}
+
+std::pair<int64_t, int64_t> resized_size(int64_t height, int64_t width, int64_t min_size,
+                                         int64_t max_size) {
+  if (min_size <= 0 || height <= 0 || width <= 0) return {height, width};
+  double size = static_cast<double>(min_size);
+  const double short_side = static_cast<double>(std::min(height, width));
+  const double long_side = static_cast<double>(std::max(height, width));
+  if (max_size > 0 && long_side / short_side * size > static_cast<double>(max_size)) {
+    size = std::round(static_cast<double>(max_size) * short_side / long_side);
+  }
+  const auto s = static_cast<int64_t>(size);
+  if (width < height) {
+    return {std::max<int64_t>(1, static_cast<int64_t>(s * static_cast<double>(height) / width)),
+            s};
+  }
+  return {s, std::max<int64_t>(1, static_cast<int64_t>(s * static_cast<double>(width) / height))};
+}
+
+ImageTransform::ImageTransform(ImageTransformOptions options) : options_(std::move(options)) {}
+
+TransformedImage ImageTransform::apply(const cv::Mat& rgb, const torch::Tensor& boxes_xyxy,
+                                       uint64_t seed) const {
+  TORCH_CHECK(rgb.type() == CV_8UC3, "ImageTransform::apply expects 8-bit RGB, got type ",
+              rgb.type());
+  const int64_t h0 = rgb.rows, w0 = rgb.cols;
+  Rng rng(seed);
+  bool flip = false;
+  int64_t min_size = options_.min_size;
+  if (options_.augment) {
+    // Draw order is fixed (flip, then size) so a seed keeps its meaning.
+    flip = options_.hflip > 0 && rng.uniform() < options_.hflip;
+    if (!options_.train_min_sizes.empty()) {
+      min_size = options_.train_min_sizes[rng.below(options_.train_min_sizes.size())];
+    }
+  }
+  const auto [h, w] = resized_size(h0, w0, min_size, options_.max_size);
+
+  cv::Mat work = rgb;
+  if (flip) cv::flip(rgb, work, 1);
+  if (h != h0 || w != w0) {
+    cv::Mat resized;
+    // INTER_AREA when shrinking approximates PIL's antialiased bilinear resize.
+    const int interpolation = (h < h0) ? cv::INTER_AREA : cv::INTER_LINEAR;
+    cv::resize(work, resized, cv::Size(static_cast<int>(w), static_cast<int>(h)), 0, 0,
+               interpolation);
+    work = resized;
+  }
+
+  TransformedImage out;
+  out.image = torch::empty({3, h, w}, torch::kFloat32);
+  cv::Mat as_float;
+  work.convertTo(as_float, CV_32FC3, 1.0 / 255.0);
+  std::vector<cv::Mat> planes;
+  for (int c = 0; c < 3; ++c) {
+    planes.emplace_back(static_cast<int>(h), static_cast<int>(w), CV_32FC1,
+                        out.image[c].data_ptr<float>());
+  }
+  cv::split(as_float, planes);  // writes straight into the tensor's memory
+  for (int c = 0; c < 3; ++c) {
+    planes[c] = (planes[c] - options_.mean[c]) / options_.std[c];
+  }
+
+  if (boxes_xyxy.defined()) {
+    TORCH_CHECK(boxes_xyxy.dim() == 2 && boxes_xyxy.size(1) == 4,
+                "boxes must be [N, 4], got ", boxes_xyxy.sizes());
+    auto b = boxes_xyxy.to(torch::kFloat32).clone();
+    if (flip) {
+      auto x0 = b.select(1, 0).clone();
+      b.select(1, 0).copy_(static_cast<double>(w0) - b.select(1, 2));
+      b.select(1, 2).copy_(static_cast<double>(w0) - x0);
+    }
+    // Normalizing by the original size equals scaling to (w, h) then normalizing.
+    const auto cx = (b.select(1, 0) + b.select(1, 2)) / (2.0 * w0);
+    const auto cy = (b.select(1, 1) + b.select(1, 3)) / (2.0 * h0);
+    const auto bw = (b.select(1, 2) - b.select(1, 0)) / static_cast<double>(w0);
+    const auto bh = (b.select(1, 3) - b.select(1, 1)) / static_cast<double>(h0);
+    out.boxes = torch::stack({cx, cy, bw, bh}, 1);
+  }
+  return out;
+}
+
+bool is_train_split(const std::string& split) { return split.rfind("train", 0) == 0; }
+
+}  // namespace unitrain::data

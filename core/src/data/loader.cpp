@@ -1,0 +1,182 @@
+#include "unitrain/data/loader.h"
+
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "unitrain/data/random.h"
+#include "unitrain/errors.h"
+
+namespace unitrain::data {
+
+DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions options,
+                       LoaderState start)
+    : dataset_(std::move(dataset)), options_(std::move(options)), start_(start) {
+  if (!dataset_) throw DataError("DataLoader: no dataset");
+  const std::string task = options_.task.empty() ? "?" : options_.task;
+  if (options_.batch_size <= 0) {
+    throw ConfigError(fmt::format("task '{}': batch_size must be > 0, found {}", task,
+                                  options_.batch_size));
+  }
+  if (options_.num_workers < 0) {
+    throw ConfigError(fmt::format("task '{}': num_workers must be >= 0, found {}", task,
+                                  options_.num_workers));
+  }
+  size_ = dataset_->size();
+  if (size_ <= 0) throw DataError(fmt::format("task '{}': the dataset has no records", task));
+  batches_per_epoch_ = options_.drop_last ? size_ / options_.batch_size
+                                          : (size_ + options_.batch_size - 1) / options_.batch_size;
+  if (batches_per_epoch_ == 0) {
+    throw DataError(fmt::format(
+        "task '{}': {} records make no full batch of {} with drop_last", task, size_,
+        options_.batch_size));
+  }
+  if (start_.epoch < 0 || start_.position < 0 || start_.position % options_.batch_size != 0 ||
+      start_.position / options_.batch_size >= batches_per_epoch_) {
+    throw DataError(fmt::format(
+        "task '{}': cannot resume at epoch {} position {} (batch size {}, {} batches an "
+        "epoch): the position must be a multiple of the batch size inside the epoch",
+        task, start_.epoch, start_.position, options_.batch_size, batches_per_epoch_));
+  }
+  task_seed_ = combine_seeds(options_.seed, hash_string(options_.task));
+
+  // At least one batch in flight per worker, or workers would idle.
+  options_.prefetch = std::max<int64_t>({options_.prefetch, options_.num_workers, 1});
+  for (int64_t i = 0; i < options_.num_workers; ++i) {
+    workers_.emplace_back([this] { worker_loop(); });
+  }
+}
+
+DataLoader::~DataLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  work_ready_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+std::shared_ptr<const std::vector<int64_t>> DataLoader::permutation(int64_t epoch) const {
+  std::lock_guard<std::mutex> lock(permutation_mutex_);
+  auto it = permutations_.find(epoch);
+  if (it != permutations_.end()) return it->second;
+  auto order = std::make_shared<std::vector<int64_t>>(size_);
+  std::iota(order->begin(), order->end(), 0);
+  if (options_.shuffle) {
+    Rng rng(combine_seeds(task_seed_, static_cast<uint64_t>(epoch)));
+    shuffle(*order, rng);
+  }
+  // Workers only ever need the current and the next epoch.
+  while (!permutations_.empty() && permutations_.begin()->first < epoch - 1) {
+    permutations_.erase(permutations_.begin());
+  }
+  permutations_[epoch] = order;
+  return order;
+}
+
+std::vector<int64_t> DataLoader::batch_indices(int64_t epoch, int64_t batch) const {
+  const auto order = permutation(epoch);
+  const int64_t begin = batch * options_.batch_size;
+  const int64_t end = std::min(begin + options_.batch_size, size_);
+  return {order->begin() + begin, order->begin() + end};
+}
+
+uint64_t DataLoader::sample_seed(int64_t epoch, int64_t index) const {
+  return combine_seeds(combine_seeds(task_seed_, static_cast<uint64_t>(epoch)),
+                       static_cast<uint64_t>(index));
+}
+
+std::optional<DataLoader::Work> DataLoader::claim_locked() {
+  const int64_t first = start_.position / options_.batch_size;
+  const int64_t total = batches_per_epoch_ - first;  // batches when not infinite
+  if (!options_.infinite && next_claim_ >= total) return std::nullopt;
+  if (next_claim_ >= next_deliver_ + options_.prefetch) return std::nullopt;
+  const int64_t global = first + next_claim_;
+  Work work{next_claim_, start_.epoch + global / batches_per_epoch_, global % batches_per_epoch_};
+  ++next_claim_;
+  return work;
+}
+
+DataLoader::Result DataLoader::produce(const Work& work) const {
+  Result result;
+  int64_t current = -1;
+  try {
+    std::vector<Sample> samples;
+    for (int64_t index : batch_indices(work.epoch, work.batch)) {
+      current = index;
+      samples.push_back(dataset_->get(index, sample_seed(work.epoch, index)));
+    }
+    current = -1;
+    Batch batch = collate(samples, options_.task);
+    if (options_.device.is_cuda()) batch = batch.pin_memory();
+    result.batch = std::move(batch);
+  } catch (const std::exception& e) {
+    const std::string where =
+        current >= 0 ? fmt::format("task '{}', epoch {}, record {}", options_.task, work.epoch,
+                                   current)
+                     : fmt::format("task '{}', epoch {}, batch {}", options_.task, work.epoch,
+                                   work.batch);
+    result.error = std::make_exception_ptr(DataError(fmt::format("{}: {}", where, e.what())));
+  } catch (...) {
+    result.error = std::make_exception_ptr(
+        DataError(fmt::format("task '{}': unknown exception while loading", options_.task)));
+  }
+  return result;
+}
+
+void DataLoader::worker_loop() {
+  while (true) {
+    std::optional<Work> work;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      work_ready_.wait(lock, [&] { return stopping_ || (work = claim_locked()).has_value(); });
+      if (stopping_) return;
+    }
+    Result result = produce(*work);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      results_.emplace(work->sequence, std::move(result));
+    }
+    result_ready_.notify_all();
+  }
+}
+
+std::optional<Batch> DataLoader::next() {
+  Result result;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (failure_) std::rethrow_exception(failure_);
+    if (workers_.empty()) {
+      // Loading in the calling thread: claim and produce right here.
+      auto work = claim_locked();
+      if (!work) return std::nullopt;
+      lock.unlock();
+      result = produce(*work);
+      lock.lock();
+    } else {
+      const int64_t first = start_.position / options_.batch_size;
+      if (!options_.infinite && next_deliver_ >= batches_per_epoch_ - first) return std::nullopt;
+      result_ready_.wait(lock, [&] { return results_.count(next_deliver_) > 0; });
+      auto node = results_.extract(next_deliver_);
+      result = std::move(node.mapped());
+    }
+    ++next_deliver_;
+    if (result.error) {
+      failure_ = result.error;
+      stopping_ = true;
+    }
+  }
+  work_ready_.notify_all();
+  if (result.error) std::rethrow_exception(result.error);
+  if (options_.device.is_cpu()) return std::move(result.batch);
+  return result.batch->to(options_.device, /*non_blocking=*/options_.device.is_cuda());
+}
+
+LoaderState DataLoader::state() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t global = start_.position / options_.batch_size + next_deliver_;
+  return {start_.epoch + global / batches_per_epoch_,
+          (global % batches_per_epoch_) * options_.batch_size};
+}
+
+}  // namespace unitrain::data
