@@ -105,19 +105,22 @@ nlohmann::json image_transform_options_to_json(const ImageTransformOptions& o) {
           {"augment", o.augment}, {"mean", o.mean}, {"std", o.std}};
 }
 
-std::filesystem::path resolve_image_path(const std::filesystem::path& root,
-                                         const std::string& relative, const std::string& where) {
+bool image_path_escapes(const std::string& relative) {
   const std::filesystem::path rel(relative);
   const auto normal = rel.lexically_normal();
-  const bool escapes = relative.empty() || rel.is_absolute() || rel.has_root_name() ||
-                       normal.empty() || *normal.begin() == "..";
-  if (escapes) {
+  return relative.empty() || rel.is_absolute() || rel.has_root_name() || normal.empty() ||
+         *normal.begin() == ".." || normal == ".";
+}
+
+std::filesystem::path resolve_image_path(const std::filesystem::path& root,
+                                         const std::string& relative, const std::string& where) {
+  if (image_path_escapes(relative)) {
     throw DataError(fmt::format(
         "{}: image path '{}' escapes the image root '{}' (paths must be relative and stay "
         "inside it)",
         where, relative, root.string()));
   }
-  return root / normal;
+  return root / std::filesystem::path(relative).lexically_normal();
 }
 
 cv::Mat decode_image(const std::filesystem::path& file) {

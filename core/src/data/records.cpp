@@ -20,9 +20,9 @@ OnBadRecord on_bad_record_from_json(const nlohmann::json& value, const std::stri
 void BadRecords::report(const std::string& where, const std::string& field,
                         const std::string& reason, const std::string& message) {
   if (policy_ == OnBadRecord::kError) {
-    throw DataError(fmt::format("{}: field '{}': {} (set \"on_bad_record\": \"skip\" to "
-                                "leave such records out)",
-                                where, field, message));
+    const std::string what = field.empty() ? message : fmt::format("field '{}': {}", field, message);
+    throw DataError(fmt::format(
+        "{}: {} (set \"on_bad_record\": \"skip\" to leave such records out)", where, what));
   }
   ++counts_[reason];
 }
@@ -113,6 +113,22 @@ std::filesystem::path under_root(const std::string& root, const std::string& pat
   std::filesystem::path p(path);
   if (p.is_absolute() || root.empty()) return p;
   return std::filesystem::path(root) / p;
+}
+
+std::string per_split(const nlohmann::json& map, const std::string& split,
+                      const std::string& fallback, const std::string& where) {
+  if (map.is_null()) return fallback;
+  if (!map.is_object()) {
+    throw ConfigError(fmt::format("{}: expected an object {{\"<split>\": \"<path>\"}}, found {}",
+                                  where, map.dump()));
+  }
+  for (const auto& [key, value] : map.items()) {
+    if (!value.is_string()) {
+      throw ConfigError(fmt::format("{}/{}: expected a string, found {}", where, key, value.dump()));
+    }
+  }
+  auto it = map.find(split);
+  return it == map.end() ? fallback : it->get<std::string>();
 }
 
 const nlohmann::json* field(const nlohmann::json& record, const std::string& key,

@@ -58,6 +58,10 @@ nlohmann::json image_transform_options_to_json(const ImageTransformOptions& opti
 std::filesystem::path resolve_image_path(const std::filesystem::path& root,
                                          const std::string& relative, const std::string& where);
 
+// True when `relative` is empty, absolute or leaves its root after lexical
+// normalization: the test resolve_image_path applies, without throwing.
+bool image_path_escapes(const std::string& relative);
+
 // Decodes an image file as 8-bit RGB. DataError naming the path when the file is
 // missing or cannot be decoded. EXIF orientation is ignored, as annotation sizes
 // (COCO's width/height) describe the stored pixels.

@@ -36,7 +36,8 @@ class BadRecords {
 
   OnBadRecord policy() const { return policy_; }
 
-  // A bad record: throws DataError("<where>: field '<field>': <message>") under
+  // A bad record: throws DataError("<where>: field '<field>': <message>") (without the
+  // field part when `field` is empty) under
   // kError, else counts `reason` and returns (the caller then skips the record).
   void report(const std::string& where, const std::string& field, const std::string& reason,
               const std::string& message);
@@ -70,6 +71,11 @@ std::vector<std::string_view> split_tabs(std::string_view line);
 
 // `path` when absolute, else `root / path` (root empty: path as given).
 std::filesystem::path under_root(const std::string& root, const std::string& path);
+
+// A per-split option ({"train": "a.json", "val": "b.json"}): the entry for `split`,
+// else `fallback`. ConfigError (prefixed by `where`) unless `map` is an object of strings.
+std::string per_split(const nlohmann::json& map, const std::string& split,
+                      const std::string& fallback, const std::string& where);
 
 // Fetches a required member of a JSON record with the expected type, else reports a
 // bad record through `bad` (returns nullptr when skipped). `type` is checked with

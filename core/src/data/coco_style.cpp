@@ -1,0 +1,263 @@
+#include "unitrain/data/coco_style.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <opencv2/core.hpp>
+
+#include "unitrain/metrics.h"
+
+namespace unitrain::data {
+namespace {
+
+const nlohmann::json& top_level_array(const nlohmann::json& root, const char* key,
+                                      const std::filesystem::path& file) {
+  if (!root.is_object() || !root.contains(key) || !root.at(key).is_array()) {
+    throw DataError(fmt::format("{}: expected a top-level '{}' array (COCO instances format)",
+                                file.string(), key));
+  }
+  return root.at(key);
+}
+
+std::string record_where(const std::filesystem::path& file, const char* array, size_t index,
+                         const nlohmann::json& record) {
+  if (record.is_object() && record.contains("id")) {
+    return fmt::format("{}: {}[{}] (id {})", file.string(), array, index, record["id"].dump());
+  }
+  return fmt::format("{}: {}[{}]", file.string(), array, index);
+}
+
+}  // namespace
+
+CocoStyleDataset::CocoStyleDataset(CocoStyleOptions options)
+    : options_(std::move(options)), transform_(options_.image), bad_(options_.on_bad_record) {
+  const nlohmann::json root = read_json_file(options_.annotations, "annotations file");
+  read_categories(root);
+  read_images(root);
+  read_annotations(root);
+}
+
+void CocoStyleDataset::read_categories(const nlohmann::json& root) {
+  const auto& file = options_.annotations;
+  std::vector<std::pair<int64_t, std::string>> categories;
+  const auto& array = top_level_array(root, "categories", file);
+  for (size_t i = 0; i < array.size(); ++i) {
+    const auto& c = array[i];
+    // Categories define the label space: a bad one cannot be skipped.
+    if (!c.is_object() || !c.contains("id") || !c["id"].is_number_integer()) {
+      throw DataError(fmt::format("{}: field 'id': expected an integer category id",
+                                  record_where(file, "categories", i, c)));
+    }
+    std::string name = c.contains("name") && c["name"].is_string()
+                           ? c["name"].get<std::string>()
+                           : fmt::format("category_{}", c["id"].get<int64_t>());
+    categories.emplace_back(c["id"].get<int64_t>(), std::move(name));
+  }
+  std::sort(categories.begin(), categories.end());
+  for (size_t i = 1; i < categories.size(); ++i) {
+    if (categories[i].first == categories[i - 1].first) {
+      throw DataError(fmt::format("{}: categories: id {} appears twice", file.string(),
+                                  categories[i].first));
+    }
+  }
+  if (categories.empty()) throw DataError(fmt::format("{}: 'categories' is empty", file.string()));
+  for (auto& [id, name] : categories) {
+    category_ids_.push_back(id);
+    category_names_.push_back(std::move(name));
+  }
+}
+
+void CocoStyleDataset::read_images(const nlohmann::json& root) {
+  const auto& file = options_.annotations;
+  const auto& array = top_level_array(root, "images", file);
+  std::unordered_set<int64_t> seen;
+  for (size_t i = 0; i < array.size(); ++i) {
+    const auto& r = array[i];
+    const std::string where = record_where(file, "images", i, r);
+    const auto* id = field(r, "id", "integer", where, bad_);
+    if (!id) continue;
+    const auto* file_name = field(r, "file_name", "string", where, bad_);
+    if (!file_name) continue;
+    const auto* width = field(r, "width", "integer", where, bad_);
+    if (!width) continue;
+    const auto* height = field(r, "height", "integer", where, bad_);
+    if (!height) continue;
+    Image image;
+    image.id = id->get<int64_t>();
+    image.file_name = file_name->get<std::string>();
+    image.width = width->get<int64_t>();
+    image.height = height->get<int64_t>();
+    if (image.width <= 0 || image.height <= 0) {
+      bad_.report(where, image.width <= 0 ? "width" : "height", "bad_image_size",
+                  fmt::format("must be > 0, found {}x{}", image.width, image.height));
+      continue;
+    }
+    if (!seen.insert(image.id).second) {
+      bad_.report(where, "id", "duplicate_image_id",
+                  fmt::format("image id {} appears twice", image.id));
+      continue;
+    }
+    if (image_path_escapes(image.file_name)) {
+      bad_.report(where, "file_name", "unsafe_path",
+                  fmt::format("image path '{}' escapes the image root '{}'", image.file_name,
+                              options_.images.string()));
+      continue;
+    }
+    if (options_.check_images) {
+      const auto path = resolve_image_path(options_.images, image.file_name, where);
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(path, ec)) {
+        bad_.report(where, "file_name", "missing_image",
+                    fmt::format("image file '{}' does not exist", path.string()));
+        continue;
+      }
+    }
+    images_.push_back(std::move(image));
+  }
+}
+
+void CocoStyleDataset::read_annotations(const nlohmann::json& root) {
+  const auto& file = options_.annotations;
+  std::unordered_map<int64_t, size_t> image_index;
+  for (size_t i = 0; i < images_.size(); ++i) image_index[images_[i].id] = i;
+  std::unordered_set<int64_t> all_image_ids;  // including images left out as bad
+  for (const auto& r : root["images"]) {
+    if (r.is_object() && r.contains("id") && r["id"].is_number_integer()) {
+      all_image_ids.insert(r["id"].get<int64_t>());
+    }
+  }
+  std::unordered_map<int64_t, int64_t> label_of;
+  for (size_t i = 0; i < category_ids_.size(); ++i) label_of[category_ids_[i]] = i;
+
+  const auto& array = top_level_array(root, "annotations", file);
+  for (size_t i = 0; i < array.size(); ++i) {
+    const auto& r = array[i];
+    const std::string where = record_where(file, "annotations", i, r);
+    const auto* image_id = field(r, "image_id", "integer", where, bad_);
+    if (!image_id) continue;
+    auto image_it = image_index.find(image_id->get<int64_t>());
+    if (image_it == image_index.end()) {
+      if (all_image_ids.count(image_id->get<int64_t>())) {
+        bad_.count("annotations_of_skipped_images");
+      } else {
+        bad_.report(where, "image_id", "unknown_image_id",
+                    fmt::format("no image with id {} in 'images'", image_id->dump()));
+      }
+      continue;
+    }
+    Image& image = images_[image_it->second];
+    if (r.contains("iscrowd") && r["iscrowd"].is_number() && r["iscrowd"].get<double>() != 0) {
+      bad_.count("iscrowd");
+      continue;
+    }
+    const auto* category = field(r, "category_id", "integer", where, bad_);
+    if (!category) continue;
+    auto label_it = label_of.find(category->get<int64_t>());
+    if (label_it == label_of.end()) {
+      bad_.report(where, "category_id", "unknown_category",
+                  fmt::format("category id {} is not in 'categories' ({} categories, ids {}..{})",
+                              category->dump(), category_ids_.size(), category_ids_.front(),
+                              category_ids_.back()));
+      continue;
+    }
+    const auto* bbox = field(r, "bbox", "array", where, bad_);
+    if (!bbox) continue;
+    if (bbox->size() != 4 ||
+        !std::all_of(bbox->begin(), bbox->end(), [](const auto& v) {
+          return v.is_number() && std::isfinite(v.template get<double>());
+        })) {
+      bad_.report(where, "bbox", "bad_bbox",
+                  fmt::format("expected 4 finite numbers [x, y, w, h], found {}", bbox->dump()));
+      continue;
+    }
+    const double x = (*bbox)[0].get<double>(), y = (*bbox)[1].get<double>();
+    const double w = (*bbox)[2].get<double>(), h = (*bbox)[3].get<double>();
+    if (w <= 0 || h <= 0) {
+      bad_.report(where, "bbox", "bad_bbox",
+                  fmt::format("width and height must be > 0, found {}", bbox->dump()));
+      continue;
+    }
+    const double x0 = std::clamp(x, 0.0, double(image.width));
+    const double y0 = std::clamp(y, 0.0, double(image.height));
+    const double x1 = std::clamp(x + w, 0.0, double(image.width));
+    const double y1 = std::clamp(y + h, 0.0, double(image.height));
+    if (x1 <= x0 || y1 <= y0) {
+      bad_.report(where, "bbox", "bbox_outside_image",
+                  fmt::format("{} lies outside the {}x{} image {}", bbox->dump(), image.width,
+                              image.height, image.id));
+      continue;
+    }
+    std::vector<int64_t> attributes;
+    if (options_.with_attributes) {
+      const auto* ids = field(r, "attribute_ids_max16", "array", where, bad_);
+      if (!ids) continue;
+      bool ok = ids->size() <= 16;
+      for (const auto& a : *ids) {
+        ok = ok && a.is_number_integer() && a.get<int64_t>() >= -1 &&
+             a.get<int64_t>() < options_.num_attributes;
+        if (ok) attributes.push_back(a.get<int64_t>());
+      }
+      if (!ok) {
+        bad_.report(where, "attribute_ids_max16", "bad_attributes",
+                    fmt::format("expected at most 16 integers in [-1, {}), found {}",
+                                options_.num_attributes, ids->dump()));
+        continue;
+      }
+      attributes.resize(16, -1);
+    }
+    image.boxes.insert(image.boxes.end(),
+                       {float(x0), float(y0), float(x1), float(y1)});
+    image.classes.push_back(label_it->second);
+    image.attributes.insert(image.attributes.end(), attributes.begin(), attributes.end());
+    ++num_annotations_;
+  }
+}
+
+Sample CocoStyleDataset::get(int64_t index, uint64_t seed) const {
+  TORCH_CHECK(index >= 0 && index < size(), "index ", index, " out of range [0, ", size(), ")");
+  const Image& image = images_[index];
+  const std::string where =
+      fmt::format("{}: image id {}", options_.annotations.string(), image.id);
+  const auto path = resolve_image_path(options_.images, image.file_name, where);
+  const cv::Mat rgb = decode_image(path);
+  if (rgb.rows != image.height || rgb.cols != image.width) {
+    throw DataError(fmt::format(
+        "{}: image file '{}' is {}x{} (width x height) but the annotations say {}x{}", where,
+        path.string(), rgb.cols, rgb.rows, image.width, image.height));
+  }
+  const auto n = static_cast<int64_t>(image.classes.size());
+  const auto boxes = torch::from_blob(const_cast<float*>(image.boxes.data()), {n, 4},
+                                      torch::kFloat32);
+  auto transformed = transform_.apply(rgb, boxes, seed);
+
+  Sample s;
+  s.source = where;
+  s.image = std::move(transformed.image);
+  s.image_id = image.id;
+  s.record_id = image.id;
+  s.orig_height = image.height;
+  s.orig_width = image.width;
+  s.boxes = std::move(transformed.boxes);
+  s.classes = torch::tensor(image.classes, torch::kInt64).reshape({n});
+  if (options_.with_attributes) {
+    s.attributes = torch::tensor(image.attributes, torch::kInt64).reshape({n, 16});
+  }
+  return s;
+}
+
+LabelSpace CocoStyleDataset::labels() const {
+  LabelSpace space;
+  space.kind = "detection";
+  space.names = category_names_;
+  space.num_attributes = options_.with_attributes ? options_.num_attributes : 0;
+  return space;
+}
+
+std::unique_ptr<Evaluator> CocoStyleDataset::evaluator() const {
+  return make_evaluator(labels(), options_.evaluator);
+}
+
+}  // namespace unitrain::data

@@ -1,0 +1,19 @@
+// Options of the coco_detection plugin (JSON keys: README.md).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "unitrain/data/coco_style.h"
+#include "unitrain/metrics.h"
+
+namespace unitrain::coco {
+
+// `j` holds every default key (the host merged them); file names are resolved under "root".
+data::CocoStyleOptions coco_options_from_json(const nlohmann::json& j, const std::string& where);
+// The plugin factory (merges `options` over the defaults itself, for direct callers).
+std::shared_ptr<Dataset> make_coco_detection(const nlohmann::json& options);
+
+}  // namespace unitrain::coco

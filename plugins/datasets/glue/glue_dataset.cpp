@@ -1,0 +1,169 @@
+// The glue dataset plugin: reader, options and export.
+#include "glue_dataset.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "unitrain/config.h"
+#include "unitrain/metrics.h"
+#include "unitrain/plugin.h"
+
+namespace unitrain::glue {
+namespace {
+
+constexpr const char* kDefaultsJson = R"({
+  "split": "train",
+  "task": "qnli",
+  "root": "",
+  "files": {},
+  "tokenizer": {},
+  "max_length": 128,
+  "on_bad_record": "error"
+})";
+
+constexpr const char* kReadme =
+#include "readme.inc"
+    ;
+
+std::string joined(const std::vector<std::string_view>& v) {
+  std::string s;
+  for (auto x : v) s += (s.empty() ? "" : ", ") + std::string(x);
+  return s;
+}
+
+// Index of `name` in the header, -1 if absent.
+int64_t column(const std::vector<std::string_view>& header, const std::string& name) {
+  auto it = std::find(header.begin(), header.end(), name);
+  return it == header.end() ? -1 : it - header.begin();
+}
+
+bool is_blank(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
+}
+
+}  // namespace
+
+GlueDataset::GlueDataset(GlueOptions options)
+    : options_(std::move(options)),
+      task_(find_glue_task(options_.task)),
+      bad_(options_.on_bad_record) {
+  if (!task_) {
+    throw ConfigError(fmt::format("glue: unknown task '{}' (known: {})", options_.task,
+                                  glue_task_names()));
+  }
+  if (!options_.tokenizer) throw ConfigError("glue: no tokenizer");
+  const std::string file = options_.file.string();
+  const std::string text = data::read_text_file(options_.file, "GLUE TSV file");
+  const auto lines = data::split_lines(text);
+  if (lines.empty()) throw DataError(fmt::format("{}: empty file (expected a header row)", file));
+
+  std::string_view header_line = lines[0];
+  if (header_line.substr(0, 3) == "\xEF\xBB\xBF") header_line.remove_prefix(3);  // UTF-8 BOM
+  const auto header = data::split_tabs(header_line);
+  const int64_t col_a = column(header, task_->text_a);
+  const int64_t col_b = task_->text_b.empty() ? -1 : column(header, task_->text_b);
+  const int64_t col_label = column(header, task_->label);
+  for (const auto& [col, name] : {std::pair{col_a, task_->text_a}, {col_b, task_->text_b}}) {
+    if (col < 0 && !name.empty()) {
+      throw DataError(fmt::format("{}:1: header has no column '{}' for task {} (columns: {})",
+                                  file, name, task_->name, joined(header)));
+    }
+  }
+  has_labels_ = col_label >= 0;  // test files carry no labels
+
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const std::string where = fmt::format("{}:{}", file, i + 1);
+    const auto fields = data::split_tabs(lines[i]);
+    if (fields.size() != header.size()) {
+      const bool fewer = fields.size() < header.size();
+      bad_.report(where, "", fewer ? "missing_fields" : "extra_fields",
+                  fmt::format("{} tab-separated fields, the header has {} ({})", fields.size(),
+                              header.size(), fewer ? "missing fields" : "a tab inside a field?"));
+      continue;
+    }
+    Record r;
+    r.line = static_cast<int64_t>(i + 1);
+    r.a = std::string(fields[col_a]);
+    if (col_b >= 0) r.b = std::string(fields[col_b]);
+    if (is_blank(r.a) || (col_b >= 0 && is_blank(r.b))) {
+      bad_.report(where, is_blank(r.a) ? task_->text_a : task_->text_b, "empty_text",
+                  "the text is empty");
+      continue;
+    }
+    if (has_labels_) {
+      const std::string label(fields[col_label]);
+      if (std::find(task_->unlabeled.begin(), task_->unlabeled.end(), label) !=
+          task_->unlabeled.end()) {
+        bad_.count("no_gold_label");
+        continue;
+      }
+      auto it = std::find(task_->labels.begin(), task_->labels.end(), label);
+      if (it == task_->labels.end()) {
+        std::string known;
+        for (const auto& l : task_->labels) known += (known.empty() ? "" : ", ") + l;
+        bad_.report(where, task_->label, "unknown_label",
+                    fmt::format("'{}' is not a {} label ({})", label, task_->name, known));
+        continue;
+      }
+      r.label = it - task_->labels.begin();
+    }
+    records_.push_back(std::move(r));
+  }
+}
+
+Sample GlueDataset::get(int64_t index, uint64_t /*seed*/) const {
+  TORCH_CHECK(index >= 0 && index < size(), "index ", index, " out of range [0, ", size(), ")");
+  const Record& r = records_[index];
+  Sample s;
+  s.source = fmt::format("{}:{}", options_.file.string(), r.line);
+  const Encoding encoding =
+      task_->text_b.empty() ? options_.tokenizer->encode(r.a) : options_.tokenizer->encode(r.a, &r.b);
+  s.input_ids = encoding.input_ids;
+  s.segment_ids = encoding.segment_ids;
+  s.label = r.label;
+  s.record_id = r.line;
+  return s;
+}
+
+LabelSpace GlueDataset::labels() const { return {"classification", task_->labels, 0}; }
+
+std::unique_ptr<Evaluator> GlueDataset::evaluator() const {
+  EvaluatorOptions options;
+  if (task_->f1_positive >= 0) options.f1_positive = task_->f1_positive;
+  return make_evaluator(labels(), options);
+}
+
+GlueOptions glue_options_from_json(const nlohmann::json& j, const std::string& where) {
+  GlueOptions o;
+  o.split = j.at("split").get<std::string>();
+  o.task = j.at("task").get<std::string>();
+  if (!find_glue_task(o.task)) {
+    throw ConfigError(fmt::format("{}/task: unknown GLUE task '{}' (known: {})", where, o.task,
+                                  glue_task_names()));
+  }
+  o.file = data::under_root(j.at("root").get<std::string>(),
+                            data::per_split(j.at("files"), o.split, o.split + ".tsv",
+                                            where + "/files"));
+  const int64_t max_length = j.at("max_length").get<int64_t>();
+  if (max_length < 3) {
+    throw ConfigError(fmt::format("{}/max_length: must be >= 3, found {}", where, max_length));
+  }
+  auto tokenizer = tokenizer_options_from_json(j.at("tokenizer"), where + "/tokenizer");
+  tokenizer.max_length = max_length;
+  o.tokenizer = make_tokenizer(tokenizer);
+  o.on_bad_record = data::on_bad_record_from_json(j.at("on_bad_record"), where + "/on_bad_record");
+  return o;
+}
+
+std::shared_ptr<Dataset> make_glue(const nlohmann::json& options) {
+  const auto merged = merge_checked(nlohmann::json::parse(kDefaultsJson), options, "glue", "");
+  return std::make_shared<GlueDataset>(glue_options_from_json(merged, "glue"));
+}
+
+}  // namespace unitrain::glue
+
+UNITRAIN_PLUGIN(kGlue, unitrain::Dataset, "dataset", "glue", "0.1.0",
+                "GLUE sentence(-pair) classification from the TSV files (task option)",
+                unitrain::glue::kDefaultsJson, unitrain::glue::kReadme, unitrain::glue::make_glue);
+UNITRAIN_EXPORT_PLUGINS(&kGlue);

@@ -1,0 +1,55 @@
+// GLUE reader: header-driven TSV (tabs only, quotes are ordinary characters), one
+// plugin for every task in glue_tasks.h. Keys and defaults: README.md.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "glue_tasks.h"
+#include "unitrain/data/records.h"
+#include "unitrain/dataset.h"
+#include "unitrain/tokenizer.h"
+
+namespace unitrain::glue {
+
+struct GlueOptions {
+  std::string split = "train";
+  std::string task = "qnli";    // a name from glue_tasks()
+  std::filesystem::path file;   // <root>/<split>.tsv. Required.
+  std::shared_ptr<const Tokenizer> tokenizer;  // required
+  data::OnBadRecord on_bad_record = data::OnBadRecord::kError;
+};
+
+GlueOptions glue_options_from_json(const nlohmann::json& j, const std::string& where);
+std::shared_ptr<Dataset> make_glue(const nlohmann::json& options);
+
+class GlueDataset : public Dataset {
+ public:
+  explicit GlueDataset(GlueOptions options);
+
+  int64_t size() const override { return static_cast<int64_t>(records_.size()); }
+  // input_ids/segment_ids of [CLS] a [SEP] (b [SEP]), label (-1 in test files).
+  Sample get(int64_t index, uint64_t seed) const override;
+  LabelSpace labels() const override;
+  std::unique_ptr<Evaluator> evaluator() const override;
+  nlohmann::json skipped() const override { return bad_.counts(); }
+
+  bool has_labels() const { return has_labels_; }
+
+ private:
+  struct Record {
+    int64_t line = 0;  // 1-based
+    std::string a, b;
+    int64_t label = -1;
+  };
+
+  GlueOptions options_;
+  const GlueTask* task_;
+  data::BadRecords bad_;
+  bool has_labels_ = false;
+  std::vector<Record> records_;
+};
+
+}  // namespace unitrain::glue

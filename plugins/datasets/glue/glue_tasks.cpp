@@ -1,0 +1,34 @@
+#include "glue_tasks.h"
+
+namespace unitrain::glue {
+
+// NOTE: CoLA's files have no header row and STS-B's label is a real-valued score;
+// both need more than a table entry (a column index list, a regression label space).
+const std::vector<GlueTask>& glue_tasks() {
+  static const std::vector<GlueTask> tasks = {
+      {"mnli", "sentence1", "sentence2", "gold_label",
+       {"entailment", "neutral", "contradiction"}, {"-"}, -1},
+      {"mrpc", "#1 String", "#2 String", "Quality", {"0", "1"}, {}, 1},
+      {"qnli", "question", "sentence", "label", {"entailment", "not_entailment"}, {}, -1},
+      {"qqp", "question1", "question2", "is_duplicate", {"0", "1"}, {}, 1},
+      {"rte", "sentence1", "sentence2", "label", {"entailment", "not_entailment"}, {}, -1},
+      {"sst2", "sentence", "", "label", {"0", "1"}, {}, -1},
+      {"wnli", "sentence1", "sentence2", "label", {"0", "1"}, {}, -1},
+  };
+  return tasks;
+}
+
+const GlueTask* find_glue_task(const std::string& name) {
+  for (const auto& task : glue_tasks()) {
+    if (task.name == name) return &task;
+  }
+  return nullptr;
+}
+
+std::string glue_task_names() {
+  std::string names;
+  for (const auto& task : glue_tasks()) names += (names.empty() ? "" : ", ") + task.name;
+  return names;
+}
+
+}  // namespace unitrain::glue

@@ -1,0 +1,60 @@
+// SNLI-VE reader: one JSON object a line (hypothesis, gold label, Flickr30k image).
+// Keys and defaults: README.md next to this file.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "unitrain/data/image_pipeline.h"
+#include "unitrain/data/records.h"
+#include "unitrain/dataset.h"
+#include "unitrain/tokenizer.h"
+
+namespace unitrain::snli_ve {
+
+// Label ids: entailment 0, neutral 1, contradiction 2.
+extern const std::vector<std::string> kLabels;
+
+struct SnliVeOptions {
+  std::string split = "train";
+  std::filesystem::path file;    // snli_ve_<split>.jsonl. Required.
+  std::filesystem::path images;  // Flickr30k image folder. Required.
+  std::shared_ptr<const Tokenizer> tokenizer;  // required
+  data::ImageTransformOptions image;
+  data::OnBadRecord on_bad_record = data::OnBadRecord::kError;
+  bool check_images = true;
+};
+
+// "file.jsonl" options from JSON (every default key present); builds the tokenizer.
+SnliVeOptions snli_ve_options_from_json(const nlohmann::json& j, const std::string& where);
+std::shared_ptr<Dataset> make_snli_ve(const nlohmann::json& options);
+
+class SnliVeDataset : public Dataset {
+ public:
+  explicit SnliVeDataset(SnliVeOptions options);
+
+  int64_t size() const override { return static_cast<int64_t>(records_.size()); }
+  // image, input_ids/segment_ids of the hypothesis (sentence2), label.
+  Sample get(int64_t index, uint64_t seed) const override;
+  LabelSpace labels() const override;
+  std::unique_ptr<Evaluator> evaluator() const override;
+  nlohmann::json skipped() const override { return bad_.counts(); }
+
+ private:
+  struct Record {
+    int64_t line = 0;  // 1-based line in the file
+    std::string image;  // file name in the image folder
+    int64_t image_id = -1;
+    std::string hypothesis;
+    int64_t label = -1;
+  };
+
+  SnliVeOptions options_;
+  data::ImageTransform transform_;
+  data::BadRecords bad_;
+  std::vector<Record> records_;
+};
+
+}  // namespace unitrain::snli_ve

@@ -1,0 +1,72 @@
+// VQAv2 reader: questions + annotations JSON, COCO images, answer vocabulary and soft
+// scores. Keys and defaults: README.md next to this file.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "unitrain/data/image_pipeline.h"
+#include "unitrain/data/records.h"
+#include "unitrain/dataset.h"
+#include "unitrain/tokenizer.h"
+
+namespace unitrain::vqa {
+
+struct Vqa2Options {
+  std::string split = "train";
+  // v2_OpenEnded_mscoco_<split>_questions.json. Required.
+  std::filesystem::path questions;
+  // v2_mscoco_<split>_annotations.json; empty for test splits (no answers).
+  std::filesystem::path annotations;
+  // Folder of the images and their name prefix: <images>/<image_prefix><id:012d>.jpg.
+  std::filesystem::path images;
+  std::string image_prefix;
+  // The answer vocabulary, by label id (see vqa2_answer_vocabulary).
+  std::shared_ptr<const std::vector<std::string>> answers;
+  std::shared_ptr<const Tokenizer> tokenizer;  // required
+  data::ImageTransformOptions image;
+  data::OnBadRecord on_bad_record = data::OnBadRecord::kError;
+  bool check_images = true;
+};
+
+// The vocabulary: the normalized `multiple_choice_answer`s of `annotation_files` seen
+// at least `min_count` times, most frequent first (ties in byte order). Cached per
+// (files, min_count) so every split of a run shares one.
+std::shared_ptr<const std::vector<std::string>> vqa2_answer_vocabulary(
+    const std::vector<std::filesystem::path>& annotation_files, int64_t min_count);
+// A vocabulary file: one answer a line, used as written (blank lines are an error).
+std::shared_ptr<const std::vector<std::string>> read_answer_file(const std::filesystem::path& file);
+
+class Vqa2Dataset : public Dataset {
+ public:
+  explicit Vqa2Dataset(Vqa2Options options);
+
+  int64_t size() const override { return static_cast<int64_t>(records_.size()); }
+  // image, input_ids/segment_ids (question), soft_label [num_answers] when annotated,
+  // label = the answer with the highest soft score (-1 if none is in the vocabulary).
+  Sample get(int64_t index, uint64_t seed) const override;
+  LabelSpace labels() const override;
+  std::unique_ptr<Evaluator> evaluator() const override;
+  nlohmann::json skipped() const override { return bad_.counts(); }
+
+ private:
+  struct Record {
+    int64_t question_id = 0;
+    int64_t image_id = 0;
+    std::string question;
+    bool annotated = false;
+    std::vector<std::pair<int32_t, float>> scores;  // (answer id, soft score), sparse
+    size_t index_in_file = 0;
+  };
+
+  std::filesystem::path image_path(int64_t image_id) const;
+
+  Vqa2Options options_;
+  data::ImageTransform transform_;
+  data::BadRecords bad_;
+  std::vector<Record> records_;
+};
+
+}  // namespace unitrain::vqa
