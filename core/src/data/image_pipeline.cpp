@@ -196,7 +196,8 @@ TransformedImage ImageTransform::apply(const cv::Mat& rgb, const torch::Tensor& 
   }
   cv::split(as_float, planes);  // writes straight into the tensor's memory
   for (int c = 0; c < 3; ++c) {
-    planes[c] = (planes[c] - options_.mean[c]) / options_.std[c];
+    // In place (same size and type): x / std - mean / std.
+    planes[c].convertTo(planes[c], CV_32F, 1.0 / options_.std[c], -options_.mean[c] / options_.std[c]);
   }
 
   if (boxes_xyxy.defined()) {
