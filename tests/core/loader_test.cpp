@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "unitrain/data/random.h"
+#include "unitrain/errors.h"
 
 namespace unitrain::data {
 namespace {
