@@ -82,7 +82,19 @@ void add_data_command(CLI::App& app, CliContext& context) {
   stats->add_option("--set", args->overrides, "Override a value: KEY.PATH=VALUE (repeatable)");
   stats->add_flag("--json", args->json, "Print JSON instead of a table");
   stats->callback([args, &context] {
-    Experiment experiment = load_checked_experiment(context, args->file, args->overrides);
+    // Only the datasets are built: the schema is checked without the registry (other
+    // components' plugins need not be present) and each dataset block is checked
+    // against its plugin's defaults when it is created.
+    Experiment experiment = load_experiment(args->file, args->overrides);
+    std::vector<std::string> dirs, files;
+    const auto base = experiment.file.parent_path();
+    for (const auto& [key, out] : {std::pair{"plugin_dirs", &dirs}, {"plugins", &files}}) {
+      for (const auto& item : experiment.json.value(key, nlohmann::json::array())) {
+        if (item.is_string()) out->push_back((base / item.get<std::string>()).string());
+      }
+    }
+    load_plugins(context, dirs, files);
+    validate_experiment(experiment, nullptr);
     nlohmann::json report = nlohmann::json::object();
     for (const auto& [task, spec] : experiment.json.at("tasks").items()) {
       std::vector<std::string> splits = {spec.at("train_split").get<std::string>()};
