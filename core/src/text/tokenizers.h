@@ -8,10 +8,6 @@
 
 #include "unitrain/tokenizer.h"
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
-
 namespace unitrain::text {
 
 // BERT's tokenizer: basic tokenization (clean-up, CJK split, whitespace split,
@@ -52,6 +48,8 @@ class SentencePieceTokenizer : public Tokenizer {
  public:
   SentencePieceTokenizer(const std::string& model_file, int64_t max_length);
   ~SentencePieceTokenizer() override;
+  SentencePieceTokenizer(const SentencePieceTokenizer&) = delete;
+  SentencePieceTokenizer& operator=(const SentencePieceTokenizer&) = delete;
 
   std::vector<std::string> tokenize(const std::string& text) const override;
   int64_t token_to_id(const std::string& token) const override;
@@ -61,7 +59,7 @@ class SentencePieceTokenizer : public Tokenizer {
   int64_t pad_id() const override { return pad_id_; }
 
  private:
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
+  void* handle_ = nullptr;  // owned; freed through libunitrain_sentencepiece
   int64_t pad_id_ = 0, cls_id_ = 0, sep_id_ = 0;
 };
 
