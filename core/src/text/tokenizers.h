@@ -14,6 +14,8 @@ namespace unitrain::text {
 // optional lower-casing with accent stripping, punctuation split), then WordPiece:
 // greedy longest-match-first with "##" marking word continuations. A word longer than
 // kMaxWordChars code points, or with a part no vocabulary entry matches, becomes [UNK].
+// NOTE: special tokens written in the text ("[SEP]") are split like any other word
+// (BERT's never_split list is not implemented); pair encoding adds them instead.
 class WordPieceTokenizer : public Tokenizer {
  public:
   static constexpr size_t kMaxWordChars = 100;
