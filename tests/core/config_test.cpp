@@ -16,6 +16,7 @@ Registry& fixture_registry() {
   static Registry* registry = [] {
     auto* r = new Registry();
     r->load_directory(test::fixture("good"));
+    r->load_directory(UNITRAIN_TEST_PLUGIN_DIR);
     return r;
   }();
   return *registry;
