@@ -26,5 +26,6 @@ void load_plugins(const CliContext& context, const std::vector<std::string>& exp
 
 void add_plugins_command(CLI::App& app, CliContext& context);
 void add_validate_command(CLI::App& app, CliContext& context);
+void add_toy_command(CLI::App& app, CliContext& context);
 
 }  // namespace unitrain::cli
