@@ -40,7 +40,7 @@ std::string sst2_sentence(bool positive, ToyRng& rng) {
     case 2: return fmt::format("a {}{} , {} {} .", very, a1, a2, noun);
     case 3: return fmt::format("i found the {} {}{} .", noun, very, a1);
     case 4: return fmt::format("it is a {} {} from start to finish .", a1, noun);
-    default: return fmt::format("{} {} and a {} {} .", a1, a2, very + a1, noun);
+    default: return fmt::format("what a {}{} {} !", very, a1, noun);
   }
 }
 
