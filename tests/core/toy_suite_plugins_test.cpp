@@ -58,18 +58,22 @@ class ToySuitePluginsTest : public ::testing::Test {
 
   // Reads every record; checks text tokens and detection targets.
   static void read_all(const Dataset& dataset, const std::string& what) {
+    ASSERT_GT(dataset.size(), 0) << what;
+    int64_t labelled = 0;
     for (int64_t i = 0; i < dataset.size(); ++i) {
       const Sample sample = dataset.get(i, 0);
       for (int64_t id : sample.input_ids) {
         ASSERT_NE(id, kUnknownTokenId) << what << " record " << i << " (" << sample.source
                                        << ") has an [UNK] token";
       }
+      labelled += sample.label >= 0 || sample.soft_label.defined() || sample.boxes.defined();
       if (sample.boxes.defined()) {
         ASSERT_GT(sample.boxes.size(0), 0) << what << " record " << i;
         ASSERT_TRUE((sample.boxes >= 0).all().item<bool>()) << what << " record " << i;
         ASSERT_TRUE((sample.boxes <= 1).all().item<bool>()) << what << " record " << i;
       }
     }
+    EXPECT_EQ(labelled, dataset.size()) << what << ": every record has a target";
   }
 
   static fs::path root_;
