@@ -98,6 +98,21 @@ TEST(Experiment, OverridesParseJsonOrFallBackToString) {
   validate_experiment(e, &fixture_registry());
 }
 
+TEST(Experiment, ExpandsEnvironmentVariablesAndExperimentDir) {
+  test::TempDir dir;
+  setenv("UNITRAIN_TEST_DATA", "/data/x", 1);
+  unsetenv("UNITRAIN_TEST_UNSET");
+  test::write_file(dir / "sub/x.json", R"({"name": "${UNITRAIN_TEST_DATA}/coco",
+    "description": "${UNITRAIN_TEST_UNSET:-${EXPERIMENT_DIR}/toy}", "output_dir": "$HOME"})");
+  Experiment e = load_experiment(dir / "sub/x.json");
+  EXPECT_EQ(e.json["name"], "/data/x/coco");
+  EXPECT_EQ(e.json["description"], (dir / "sub").string() + "/toy");
+  EXPECT_EQ(e.json["output_dir"], "$HOME");  // only ${...} is expanded
+  test::write_file(dir / "y.json", R"({"name": "${UNITRAIN_TEST_UNSET}"})");
+  EXPECT_THAT(config_error([&] { load_experiment(dir / "y.json"); }),
+              HasSubstr(":/name: environment variable 'UNITRAIN_TEST_UNSET' is not set"));
+}
+
 TEST(Experiment, MalformedOverride) {
   EXPECT_THAT(config_error([] {
                 test::TempDir dir;
