@@ -32,6 +32,7 @@ int run_cli(int argc, char** argv) {
   add_plugins_command(app, context);
   add_validate_command(app, context);
   add_tokenizer_command(app, context);
+  add_toy_command(app, context);
 
   try {
     configure_threads(0);
