@@ -40,6 +40,10 @@ Experiment load_experiment(const std::filesystem::path& file,
 // valid for it. Fills in schema defaults in `experiment.json`. Throws ConfigError.
 void validate_experiment(Experiment& experiment, const Registry* registry);
 
+// Defaults of the "training" and "data" blocks (the keys the trainer reads).
+nlohmann::json training_defaults();
+nlohmann::json data_defaults();
+
 // Parses JSON text, turning syntax errors into ConfigError "file:line:column: ...".
 nlohmann::json parse_json_file(const std::filesystem::path& file);
 
@@ -55,5 +59,8 @@ std::vector<std::string> nearest_first(const std::string& name,
 // `where` is the file:pointer prefix of the block for messages.
 nlohmann::json merge_checked(const nlohmann::json& defaults, const nlohmann::json& value,
                              const std::string& file, const std::string& pointer);
+// The same, locating each key through the experiment's origins (includes, --set).
+nlohmann::json merge_checked(const nlohmann::json& defaults, const nlohmann::json& value,
+                             const Experiment& experiment, const std::string& pointer);
 
 }  // namespace unitrain

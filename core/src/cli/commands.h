@@ -10,6 +10,10 @@
 
 #include <CLI/CLI.hpp>
 
+namespace unitrain {
+struct Experiment;
+}
+
 namespace unitrain::cli {
 
 // Options shared by every sub-command.
@@ -23,6 +27,11 @@ struct CliContext {
 // (`plugin_dirs`, `plugins`) into the global registry.
 void load_plugins(const CliContext& context, const std::vector<std::string>& experiment_dirs = {},
                   const std::vector<std::string>& experiment_files = {});
+
+// Loads an experiment, its plugins (plugin_dirs / plugins, relative to the file) and
+// validates it against the schema and the registry.
+Experiment load_checked_experiment(const CliContext& context, const std::string& file,
+                                   const std::vector<std::string>& overrides);
 
 void add_plugins_command(CLI::App& app, CliContext& context);
 void add_validate_command(CLI::App& app, CliContext& context);

@@ -1,0 +1,171 @@
+// JSON helpers shared by experiment loading and plugin options: parsing with
+// file:line:column errors, JSON pointers, "did you mean" ordering and checked merging.
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "unitrain/config.h"
+
+namespace unitrain {
+namespace fs = std::filesystem;
+
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1u : 0u)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string type_name(const nlohmann::json& j) {
+  switch (j.type()) {
+    case nlohmann::json::value_t::null: return "null";
+    case nlohmann::json::value_t::boolean: return "a boolean";
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned: return "an integer";
+    case nlohmann::json::value_t::number_float: return "a number";
+    case nlohmann::json::value_t::string: return "a string";
+    case nlohmann::json::value_t::array: return "an array";
+    case nlohmann::json::value_t::object: return "an object";
+    default: return "a value";
+  }
+}
+
+std::string short_dump(const nlohmann::json& j) {
+  std::string text = j.dump();
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
+// Whether `value` may stand where `def` is the default.
+bool compatible(const nlohmann::json& def, const nlohmann::json& value) {
+  if (def.is_null()) return true;
+  if (def.is_boolean()) return value.is_boolean();
+  if (def.is_number_integer()) return value.is_number_integer();
+  if (def.is_number()) return value.is_number();
+  if (def.is_string()) return value.is_string();
+  if (def.is_array()) return value.is_array();
+  if (def.is_object()) return value.is_object();
+  return true;
+}
+
+std::string expected_name(const nlohmann::json& def) {
+  if (def.is_number_integer()) return "an integer";
+  return type_name(def);
+}
+
+}  // namespace
+
+nlohmann::json parse_json_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw ConfigError(fmt::format("{}: cannot open file", file.string()));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    // Line and column of the byte where parsing stopped (1-based).
+    size_t line = 1, column = 1;
+    const size_t stop = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
+    for (size_t i = 0; i < stop; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    std::string what = e.what();
+    auto detail = what.find(": ", what.find("parse error"));
+    if (detail != std::string::npos) what = what.substr(detail + 2);
+    throw ConfigError(
+        fmt::format("{}:{}:{}: JSON syntax error: {}", file.string(), line, column, what));
+  }
+}
+
+std::string pointer_join(const std::string& pointer, const std::string& key) {
+  std::string escaped;
+  for (char c : key) {
+    if (c == '~') {
+      escaped += "~0";
+    } else if (c == '/') {
+      escaped += "~1";
+    } else {
+      escaped += c;
+    }
+  }
+  return pointer + "/" + escaped;
+}
+
+std::vector<std::string> nearest_first(const std::string& name, std::vector<std::string> candidates) {
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [&](const std::string& a, const std::string& b) {
+                     return edit_distance(name, a) < edit_distance(name, b);
+                   });
+  return candidates;
+}
+
+namespace {
+
+using Locator = std::function<std::string(const std::string& pointer)>;
+
+nlohmann::json merge_checked_at(const nlohmann::json& defaults, const nlohmann::json& value,
+                                const std::string& pointer, const Locator& where) {
+  if (!value.is_object()) {
+    throw ConfigError(fmt::format("{}: expected an object of options, found {} {}", where(pointer),
+                                  type_name(value), short_dump(value)));
+  }
+  nlohmann::json merged = defaults;
+  for (const auto& [key, item] : value.items()) {
+    const std::string item_pointer = pointer_join(pointer, key);
+    if (!defaults.contains(key)) {
+      std::vector<std::string> keys;
+      for (const auto& [k, v] : defaults.items()) keys.push_back(k);
+      throw ConfigError(fmt::format(
+          "{}: unknown key '{}'; valid keys: {}", where(item_pointer), key,
+          keys.empty() ? std::string("(none)")
+                       : fmt::format("{}", fmt::join(nearest_first(key, keys), ", "))));
+    }
+    const auto& def = defaults.at(key);
+    if (!compatible(def, item)) {
+      throw ConfigError(fmt::format("{}: expected {}, found {} {}", where(item_pointer),
+                                    expected_name(def), type_name(item), short_dump(item)));
+    }
+    if (def.is_object() && !def.empty()) {
+      merged[key] = merge_checked_at(def, item, item_pointer, where);
+    } else {
+      merged[key] = item;
+    }
+  }
+  return merged;
+}
+
+}  // namespace
+
+nlohmann::json merge_checked(const nlohmann::json& defaults, const nlohmann::json& value,
+                             const std::string& file, const std::string& pointer) {
+  return merge_checked_at(defaults, value, pointer, [&](const std::string& p) {
+    return file + ":" + (p.empty() ? "/" : p);
+  });
+}
+
+nlohmann::json merge_checked(const nlohmann::json& defaults, const nlohmann::json& value,
+                             const Experiment& experiment, const std::string& pointer) {
+  return merge_checked_at(defaults, value, pointer,
+                          [&](const std::string& p) { return experiment.where(p); });
+}
+
+}  // namespace unitrain

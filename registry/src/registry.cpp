@@ -1,0 +1,246 @@
+#include "unitrain/registry.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "loader.h"
+#include "unitrain/config.h"
+
+namespace unitrain {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Entry {
+  PluginInfo info;
+  unitrain_factory_fn create = nullptr;
+};
+
+std::string join(const std::vector<std::string>& items, const std::string& sep = ", ") {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+// The folder holding the running executable, for the installed plugin directory.
+fs::path executable_dir() {
+  std::error_code ec;
+  auto exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : exe.parent_path();
+}
+
+}  // namespace
+
+struct Registry::Impl {
+  mutable std::mutex mutex;
+  std::map<std::pair<std::string, std::string>, Entry> entries;
+  std::set<std::string> loaded_files;  // canonical paths
+};
+
+Registry::Registry() : impl_(std::make_unique<Impl>()) {}
+Registry::~Registry() = default;
+
+Registry& Registry::global() {
+  // Leaked on purpose: plugin objects may be alive during static destruction.
+  static auto* registry = new Registry();
+  return *registry;
+}
+
+void Registry::load_file(const fs::path& file) {
+  std::error_code ec;
+  auto canonical = fs::weakly_canonical(file, ec).string();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    if (impl_->loaded_files.count(canonical)) return;
+  }
+  auto descriptors = registry_detail::load_library(file);
+
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::vector<Entry> fresh;
+  for (const auto* d : descriptors) {
+    Entry entry;
+    entry.info.kind = d->kind;
+    entry.info.name = d->name;
+    entry.info.version = d->version ? d->version : "";
+    entry.info.description = d->description ? d->description : "";
+    entry.info.readme = d->readme ? d->readme : "";
+    entry.info.file = file.string();
+    entry.info.abi_major = static_cast<int>(d->abi_major);
+    entry.info.abi_minor = static_cast<int>(d->abi_minor);
+    try {
+      entry.info.defaults = nlohmann::json::parse(
+          d->default_options_json ? d->default_options_json : "{}");
+    } catch (const nlohmann::json::exception& e) {
+      throw PluginLoadError(fmt::format("plugin {} '{}' in '{}' has invalid default options JSON: {}",
+                                        entry.info.kind, entry.info.name, file.string(), e.what()));
+    }
+    if (!entry.info.defaults.is_object()) {
+      throw PluginLoadError(fmt::format(
+          "plugin {} '{}' in '{}': default options must be a JSON object", entry.info.kind,
+          entry.info.name, file.string()));
+    }
+    entry.create = d->create;
+    auto key = std::make_pair(entry.info.kind, entry.info.name);
+    auto it = impl_->entries.find(key);
+    if (it != impl_->entries.end()) {
+      throw RegistryError(fmt::format("duplicate plugin: {} '{}' is defined in '{}' and in '{}'",
+                                      entry.info.kind, entry.info.name, it->second.info.file,
+                                      file.string()));
+    }
+    for (const auto& other : fresh) {
+      if (other.info.kind == entry.info.kind && other.info.name == entry.info.name) {
+        throw RegistryError(fmt::format("duplicate plugin: {} '{}' is defined twice in '{}'",
+                                        entry.info.kind, entry.info.name, file.string()));
+      }
+    }
+    fresh.push_back(std::move(entry));
+  }
+  for (auto& entry : fresh) {
+    auto key = std::make_pair(entry.info.kind, entry.info.name);
+    impl_->entries.emplace(key, std::move(entry));
+  }
+  impl_->loaded_files.insert(canonical);
+}
+
+void Registry::load_directory(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw PluginLoadError(fmt::format("plugin directory not found: '{}'", dir.string()));
+  }
+  std::vector<fs::path> files;
+  for (const auto& item : fs::directory_iterator(dir)) {
+    const auto name = item.path().filename().string();
+    if (item.is_regular_file() && name.size() > 3 && name.substr(name.size() - 3) == ".so") {
+      files.push_back(item.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) load_file(file);
+}
+
+void Registry::load_default_search_path(const std::vector<fs::path>& extra_dirs) {
+  std::error_code ec;
+  const fs::path build_dir = UNITRAIN_BUILD_PLUGIN_DIR;
+  const fs::path installed_dir = executable_dir() / ".." / UNITRAIN_INSTALL_PLUGIN_DIR;
+  // An installed binary uses the plugins installed beside it; a build-tree binary the
+  // build's plugin directory.
+  if (fs::is_directory(installed_dir, ec)) {
+    load_directory(installed_dir);
+  } else if (fs::is_directory(build_dir, ec)) {
+    load_directory(build_dir);
+  }
+  for (const auto& dir : extra_dirs) load_directory(dir);
+  if (const char* env = std::getenv("UNITRAIN_PLUGIN_PATH")) {
+    std::string paths = env;
+    size_t start = 0;
+    while (start <= paths.size()) {
+      auto end = paths.find(':', start);
+      if (end == std::string::npos) end = paths.size();
+      auto dir = paths.substr(start, end - start);
+      if (!dir.empty()) {
+        if (!fs::is_directory(dir, ec)) {
+          throw PluginLoadError(fmt::format(
+              "plugin directory '{}' from UNITRAIN_PLUGIN_PATH does not exist", dir));
+        }
+        load_directory(dir);
+      }
+      start = end + 1;
+    }
+  }
+}
+
+std::vector<PluginInfo> Registry::list(const std::string& kind) const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::vector<PluginInfo> out;
+  for (const auto& [key, entry] : impl_->entries) {
+    if (kind.empty() || key.first == kind) out.push_back(entry.info);
+  }
+  return out;
+}
+
+std::vector<std::string> Registry::kinds() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::set<std::string> kinds;
+  for (const auto& [key, entry] : impl_->entries) kinds.insert(key.first);
+  return {kinds.begin(), kinds.end()};
+}
+
+bool Registry::contains(const std::string& kind, const std::string& name) const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->entries.count({kind, name}) > 0;
+}
+
+const PluginInfo& Registry::find(const std::string& kind, const std::string& name) const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  auto it = impl_->entries.find({kind, name});
+  if (it != impl_->entries.end()) return it->second.info;
+  std::vector<std::string> names;
+  for (const auto& [key, entry] : impl_->entries) {
+    if (key.first == kind) names.push_back(key.second);
+  }
+  if (names.empty()) {
+    throw RegistryError(
+        fmt::format("unknown {} '{}': no {} plugins are registered (plugin search path: the "
+                    "build's plugins/, \"plugin_dirs\", UNITRAIN_PLUGIN_PATH)",
+                    kind, name, kind));
+  }
+  throw RegistryError(fmt::format("unknown {} '{}'; registered {}s: {}", kind, name, kind,
+                                  join(nearest_first(name, names))));
+}
+
+std::vector<const PluginInfo*> Registry::find_any(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::vector<const PluginInfo*> out;
+  for (const auto& [key, entry] : impl_->entries) {
+    if (key.second == name) out.push_back(&entry.info);
+  }
+  return out;
+}
+
+nlohmann::json Registry::resolve_options(const std::string& kind, const std::string& name,
+                                         const nlohmann::json& options,
+                                         const std::string& where) const {
+  const PluginInfo& info = find(kind, name);
+  auto colon = where.rfind(":/");
+  if (colon == std::string::npos) return merge_checked(info.defaults, options, where, "");
+  return merge_checked(info.defaults, options, where.substr(0, colon), where.substr(colon + 1));
+}
+
+std::shared_ptr<PluginObject> Registry::create(const std::string& kind, const std::string& name,
+                                               const nlohmann::json& options,
+                                               const std::string& where) const {
+  nlohmann::json resolved = resolve_options(kind, name, options, where);
+  unitrain_factory_fn factory = nullptr;
+  std::string file;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    const auto& entry = impl_->entries.at({kind, name});
+    factory = entry.create;
+    file = entry.info.file;
+  }
+  char error[4096] = {};
+  void* raw = nullptr;
+  const std::string text = resolved.dump();
+  if (factory(text.c_str(), &raw, error, sizeof(error)) != 0 || raw == nullptr) {
+    throw RegistryError(fmt::format("{}: {} '{}' ({}) failed to build: {}", where, kind, name,
+                                    file, error[0] ? error : "no message"));
+  }
+  auto* holder = static_cast<std::shared_ptr<PluginObject>*>(raw);
+  std::shared_ptr<PluginObject> object = std::move(*holder);
+  delete holder;
+  return object;
+}
+
+void Registry::throw_wrong_interface(const std::string& kind, const std::string& name,
+                                     const std::string& where) const {
+  throw RegistryError(fmt::format(
+      "{}: {} '{}' built an object that does not implement the {} interface; the plugin "
+      "declares the wrong kind",
+      where, kind, name, kind));
+}
+
+}  // namespace unitrain
