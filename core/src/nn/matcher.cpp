@@ -42,33 +42,35 @@ std::vector<MatchIndices> hungarian_match(const torch::Tensor& pred_logits,
     originals.push_back(n);
   }
 
+  // Cost blocks [Q, t_i] per image, side by side in one [Q, T] matrix that crosses to
+  // the CPU once. (DETR computes the full [B*Q, T] matrix and keeps its diagonal
+  // blocks; this is B times less work.)
+  auto prob = pred_logits.softmax(-1);  // [B, Q, C+1]
+  std::vector<torch::Tensor> blocks;
+  for (int64_t i = 0; i < batch; ++i) {
+    if (sizes[i] == 0) continue;
+    auto target_classes = repeated_classes[i].to(pred_logits.device(), torch::kLong);
+    auto target_boxes = repeated_boxes[i].to(pred_boxes.device(), pred_boxes.scalar_type());
+    auto out_boxes = pred_boxes[i];  // [Q, 4]
+    auto l1 = (out_boxes.unsqueeze(1) - target_boxes.unsqueeze(0)).abs().sum(-1);  // [Q, t]
+    auto giou = generalized_box_iou(box_cxcywh_to_xyxy(out_boxes), box_cxcywh_to_xyxy(target_boxes));
+    blocks.push_back(options.cost_bbox * l1 -
+                     options.cost_class * prob[i].index_select(1, target_classes) -
+                     options.cost_giou * giou);
+  }
+  torch::Tensor cost;
+  if (!blocks.empty()) cost = torch::cat(blocks, 1).to(torch::kCPU, torch::kDouble).contiguous();
+
   std::vector<MatchIndices> result;
   result.reserve(batch);
-  int64_t total = 0;
-  for (auto t : sizes) total += t;
-  if (total == 0) {
-    for (int64_t i = 0; i < batch; ++i) {
-      result.push_back({torch::empty({0}, torch::kLong), torch::empty({0}, torch::kLong)});
-    }
-    return result;
-  }
-
-  auto all_classes = torch::cat(repeated_classes).to(pred_logits.device(), torch::kLong);
-  auto all_boxes = torch::cat(repeated_boxes).to(pred_boxes.device(), pred_boxes.scalar_type());
-  auto prob = pred_logits.flatten(0, 1).softmax(-1);   // [B*Q, C+1]
-  auto out_boxes = pred_boxes.flatten(0, 1);           // [B*Q, 4]
-
-  // [B*Q, T] for T = all targets of the batch; only the diagonal blocks are used.
-  auto cost = options.cost_bbox * torch::cdist(out_boxes, all_boxes, 1.0) -
-              options.cost_class * prob.index_select(1, all_classes) -
-              options.cost_giou *
-                  generalized_box_iou(box_cxcywh_to_xyxy(out_boxes), box_cxcywh_to_xyxy(all_boxes));
-  cost = cost.view({batch, queries, -1}).to(torch::kCPU, torch::kDouble).contiguous();
-
   int64_t offset = 0;
   for (int64_t i = 0; i < batch; ++i) {
     const int64_t t = sizes[i];
-    auto block = cost[i].narrow(1, offset, t).contiguous();  // [Q, t]
+    if (t == 0) {
+      result.push_back({torch::empty({0}, torch::kLong), torch::empty({0}, torch::kLong)});
+      continue;
+    }
+    auto block = cost.narrow(1, offset, t).contiguous();  // [Q, t]
     offset += t;
     auto pairs = solve_assignment(block.data_ptr<double>(), queries, t);
     auto pred = torch::empty({static_cast<int64_t>(pairs.size())}, torch::kLong);
@@ -77,7 +79,7 @@ std::vector<MatchIndices> hungarian_match(const torch::Tensor& pred_logits,
     auto* g = target.data_ptr<int64_t>();
     for (size_t k = 0; k < pairs.size(); ++k) {
       p[k] = pairs[k].row;
-      g[k] = pairs[k].col % std::max<int64_t>(originals[i], 1);
+      g[k] = pairs[k].col % originals[i];
     }
     result.push_back({pred, target});
   }

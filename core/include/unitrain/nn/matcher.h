@@ -5,8 +5,8 @@
 //              + cost_bbox  * |box_q - box_t|_1          (cxcywh, normalized)
 //              + cost_giou  * (-GIoU(box_q, box_t))
 //
-// Costs of a whole batch are computed in one pass (as DETR does) and then split per
-// image; each image is solved exactly with solve_assignment().
+// Each image's [Q, N_i] cost block is computed on the predictions' device; the blocks
+// cross to the CPU together and each image is solved exactly with solve_assignment().
 #pragma once
 
 #include <vector>
