@@ -37,5 +37,6 @@ void add_plugins_command(CLI::App& app, CliContext& context);
 void add_validate_command(CLI::App& app, CliContext& context);
 void add_model_command(CLI::App& app, CliContext& context);
 void add_export_command(CLI::App& app, CliContext& context);
+void add_tokenizer_command(CLI::App& app, CliContext& context);
 
 }  // namespace unitrain::cli

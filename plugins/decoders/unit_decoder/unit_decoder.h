@@ -1,0 +1,63 @@
+// UniT's shared decoder: a DETR post-norm transformer decoder whose queries are one
+// learned table per task. Target = zeros; the query table is added as query position.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "unitrain/decoder.h"
+#include "unitrain/nn/transformer.h"
+
+namespace unitrain::decoders {
+
+// JSON keys are the field names. Defaults follow MMF's UniT (shared decoder).
+struct UnitDecoderOptions {
+  // Width of queries and memory. Default: 768.
+  TORCH_ARG(int64_t, d_model) = 768;
+  TORCH_ARG(int64_t, num_layers) = 6;          // Default: 6.
+  TORCH_ARG(int64_t, num_heads) = 8;           // Default: 8.
+  TORCH_ARG(int64_t, dim_feedforward) = 2048;  // Default: 2048.
+  TORCH_ARG(double, dropout) = 0.1;            // Default: 0.1.
+  // "relu" (DETR) or "gelu". Default: "relu".
+  TORCH_ARG(std::string, activation) = "relu";
+  // Return every layer's output (for auxiliary losses) or only the last ([1, B, Q, D]).
+  // Default: true.
+  TORCH_ARG(bool, return_intermediate) = true;
+};
+
+UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
+                                                  const std::string& where);
+nlohmann::json to_json(const UnitDecoderOptions& options);
+
+class UnitDecoderImpl : public torch::nn::Cloneable<UnitDecoderImpl>, public Decoder {
+ public:
+  explicit UnitDecoderImpl(const UnitDecoderOptions& options);
+  // Rebuilds the decoder and every query table added so far (used by clone()).
+  void reset() override;
+
+  int64_t d_model() const override { return options.d_model(); }
+  // Registers "queries.<task>" = Embedding(num_queries, d_model), N(0, 1) as in
+  // PyTorch. Adding a task twice with the same size is a no-op; another size, an empty
+  // or dotted name throws ConfigError.
+  void add_task(const std::string& task, int64_t num_queries) override;
+  // memory.memory [B, S, D], memory.mask [B, S] (true at padding; none when
+  // undefined), memory.pos [B, S, D] (zeros when undefined). Returns [L, B, Q, D]
+  // (L = num_layers, or 1 without return_intermediate), after the final LayerNorm.
+  torch::Tensor decode(const std::string& task, const EncoderOutput& memory) override;
+
+  std::vector<std::string> tasks() const;
+
+  UnitDecoderOptions options;
+  unitrain::nn::TransformerDecoder decoder{nullptr};
+  torch::nn::ModuleDict queries{nullptr};
+
+ private:
+  std::vector<std::pair<std::string, int64_t>> tasks_;  // in add_task order
+};
+TORCH_MODULE(UnitDecoder);
+
+}  // namespace unitrain::decoders

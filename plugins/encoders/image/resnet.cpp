@@ -1,0 +1,161 @@
+#include "resnet.h"
+
+#include <stdexcept>
+
+namespace unitrain::image {
+
+FrozenBatchNorm2dImpl::FrozenBatchNorm2dImpl(int64_t num_features_, double eps_)
+    : num_features(num_features_), eps(eps_) {
+  reset();
+}
+
+void FrozenBatchNorm2dImpl::reset() {
+  weight = register_buffer("weight", torch::ones({num_features}));
+  bias = register_buffer("bias", torch::zeros({num_features}));
+  running_mean = register_buffer("running_mean", torch::zeros({num_features}));
+  running_var = register_buffer("running_var", torch::ones({num_features}));
+}
+
+torch::Tensor FrozenBatchNorm2dImpl::forward(const torch::Tensor& x) {
+  // Folded into one scale and shift: y = x * w / sqrt(var + eps) + (b - mean * scale).
+  auto scale = weight * (running_var + eps).rsqrt();
+  auto shift = bias - running_mean * scale;
+  return x * scale.view({1, -1, 1, 1}).to(x.dtype()) + shift.view({1, -1, 1, 1}).to(x.dtype());
+}
+
+namespace {
+
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1,
+                       int64_t dilation = 1) {
+  const int64_t padding = kernel == 1 ? 0 : dilation * (kernel / 2);
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
+                               .stride(stride)
+                               .padding(padding)
+                               .dilation(dilation)
+                               .bias(false));
+}
+
+// Shared shape of BasicBlock and Bottleneck: a chain of (conv, frozen bn) pairs with
+// ReLU between, plus the identity or a projected shortcut.
+class BlockImpl : public torch::nn::Cloneable<BlockImpl> {
+ public:
+  BlockImpl(bool bottleneck, int64_t in, int64_t planes, int64_t stride, int64_t dilation)
+      : bottleneck_(bottleneck), in_(in), planes_(planes), stride_(stride), dilation_(dilation) {
+    reset();
+  }
+
+  static int64_t expansion(bool bottleneck) { return bottleneck ? 4 : 1; }
+
+  void reset() override {
+    convs_.clear();
+    bns_.clear();
+    const int64_t out = planes_ * expansion(bottleneck_);
+    auto add = [&](int idx, torch::nn::Conv2d c) {
+      convs_.push_back(register_module("conv" + std::to_string(idx), c));
+      bns_.push_back(register_module(
+          "bn" + std::to_string(idx), FrozenBatchNorm2d(c->options.out_channels())));
+    };
+    if (bottleneck_) {
+      // v1.5: the stride sits on the 3x3 conv. Dilation only on the 3x3.
+      add(1, conv(in_, planes_, 1));
+      add(2, conv(planes_, planes_, 3, stride_, dilation_));
+      add(3, conv(planes_, out, 1));
+    } else {
+      add(1, conv(in_, planes_, 3, stride_, dilation_));
+      add(2, conv(planes_, planes_, 3, 1, dilation_));
+    }
+    downsample_ = nullptr;
+    if (stride_ != 1 || in_ != out) {
+      downsample_ = register_module(
+          "downsample", torch::nn::Sequential(conv(in_, out, 1, stride_), FrozenBatchNorm2d(out)));
+    }
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto y = x;
+    for (size_t i = 0; i < convs_.size(); ++i) {
+      y = bns_[i](convs_[i](y));
+      if (i + 1 < convs_.size()) y = torch::relu(y);
+    }
+    auto shortcut = downsample_ ? downsample_->forward(x) : x;
+    return torch::relu(y + shortcut);
+  }
+
+ private:
+  bool bottleneck_;
+  int64_t in_, planes_, stride_, dilation_;
+  std::vector<torch::nn::Conv2d> convs_;
+  std::vector<FrozenBatchNorm2d> bns_;
+  torch::nn::Sequential downsample_{nullptr};
+};
+TORCH_MODULE(Block);
+
+}  // namespace
+
+ResNetImpl::ResNetImpl(const ResNetOptions& options_) : options(options_) { reset(); }
+
+std::vector<int64_t> ResNetImpl::blocks_per_stage() const {
+  if (!options.layers().empty()) return options.layers();
+  switch (options.depth()) {
+    case 18: return {2, 2, 2, 2};
+    case 34: return {3, 4, 6, 3};
+    case 50: return {3, 4, 6, 3};
+    case 101: return {3, 4, 23, 3};
+    case 152: return {3, 8, 36, 3};
+    default:
+      throw std::invalid_argument("ResNet depth must be 18, 34, 50, 101 or 152, got " +
+                                  std::to_string(options.depth()));
+  }
+}
+
+void ResNetImpl::reset() {
+  const auto blocks = blocks_per_stage();
+  TORCH_CHECK(blocks.size() == 4, "ResNet: layers must list 4 stages, got ", blocks.size());
+  TORCH_CHECK(options.return_layer() >= 1 && options.return_layer() <= 4,
+              "ResNet: return_layer must be 1..4, got ", options.return_layer());
+  TORCH_CHECK(options.width() > 0, "ResNet: width must be positive, got ", options.width());
+  const bool bottleneck = options.depth() >= 50;
+  const int64_t w = options.width();
+  conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, w, 7)
+                                                         .stride(2)
+                                                         .padding(3)
+                                                         .bias(false)));
+  bn1 = register_module("bn1", FrozenBatchNorm2d(w));
+  stages.clear();
+  int64_t in = w;
+  int64_t dilation = 1;
+  for (int64_t s = 0; s < options.return_layer(); ++s) {
+    const int64_t planes = w << s;
+    int64_t stride = s == 0 ? 1 : 2;
+    const int64_t previous_dilation = dilation;
+    if (s == 3 && options.dilation()) {
+      dilation *= stride;
+      stride = 1;
+    }
+    torch::nn::Sequential stage;
+    for (int64_t b = 0; b < blocks[s]; ++b) {
+      // As torchvision: the first block of a dilated stage keeps the previous dilation.
+      stage->push_back(Block(bottleneck, in, planes, b == 0 ? stride : 1,
+                             b == 0 ? previous_dilation : dilation));
+      in = planes * BlockImpl::expansion(bottleneck);
+    }
+    stages.push_back(register_module("layer" + std::to_string(s + 1), stage));
+  }
+  num_channels_ = in;
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* c = m->as<torch::nn::Conv2d>()) {
+      torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+    }
+  }
+}
+
+torch::Tensor ResNetImpl::forward(const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "ResNet: expected images [B, 3, H, W], got ",
+              x.sizes());
+  auto y = torch::relu(bn1(conv1(x)));
+  y = torch::max_pool2d(y, 3, 2, 1);
+  for (auto& stage : stages) y = stage->forward(y);
+  return y;
+}
+
+}  // namespace unitrain::image

@@ -1,0 +1,66 @@
+// ResNet backbone with frozen batch norm, as DETR (and UniT) use it: torchvision's
+// layout and parameter names (conv1, bn1, layer1..layer4, downsample.0/1), v1.5
+// bottlenecks (stride on the 3x3 conv), optional dilation in the last stage (DC5).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace unitrain::image {
+
+// BatchNorm2d with fixed statistics and affine parameters, all of them buffers:
+// nothing here is trained and nothing changes in train() mode.
+class FrozenBatchNorm2dImpl : public torch::nn::Cloneable<FrozenBatchNorm2dImpl> {
+ public:
+  explicit FrozenBatchNorm2dImpl(int64_t num_features, double eps = 1e-5);
+  void reset() override;
+  // x [B, C, H, W] -> [B, C, H, W]
+  torch::Tensor forward(const torch::Tensor& x);
+
+  int64_t num_features;
+  double eps;
+  torch::Tensor weight, bias, running_mean, running_var;
+};
+TORCH_MODULE(FrozenBatchNorm2d);
+
+struct ResNetOptions {
+  // 18, 34 (BasicBlock) or 50, 101, 152 (Bottleneck). Default: 50.
+  TORCH_ARG(int64_t, depth) = 50;
+  // Channels of the stem and of layer1's blocks before expansion; stage i uses
+  // width * 2^i. Default: 64 (torchvision).
+  TORCH_ARG(int64_t, width) = 64;
+  // Blocks per stage, overriding the depth's ({3, 4, 6, 3} for 50). Empty = from
+  // depth. Default: {}.
+  TORCH_ARG(std::vector<int64_t>, layers) = {};
+  // Replace layer4's stride by dilation 2 (DETR's DC5). Default: false.
+  TORCH_ARG(bool, dilation) = false;
+  // Last stage computed and returned: 1..4 (layer1..layer4). Default: 4 (C5).
+  TORCH_ARG(int64_t, return_layer) = 4;
+};
+
+// Only the stages up to return_layer are built.
+class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
+ public:
+  explicit ResNetImpl(const ResNetOptions& options);
+  void reset() override;
+  // x [B, 3, H, W] -> [B, num_channels(), ceil(H/s), ceil(W/s)], s = 4 * 2^(return_layer-1)
+  // (layer4 with dilation keeps s = 16).
+  torch::Tensor forward(const torch::Tensor& x);
+  // Channels of the returned feature map.
+  int64_t num_channels() const { return num_channels_; }
+  // Blocks per stage after applying depth and the `layers` override.
+  std::vector<int64_t> blocks_per_stage() const;
+
+  ResNetOptions options;
+  torch::nn::Conv2d conv1{nullptr};
+  FrozenBatchNorm2d bn1{nullptr};
+  std::vector<torch::nn::Sequential> stages;  // registered as layer1..layerN
+
+ private:
+  int64_t num_channels_ = 0;
+};
+TORCH_MODULE(ResNet);
+
+}  // namespace unitrain::image

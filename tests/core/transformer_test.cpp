@@ -1,0 +1,167 @@
+// DETR-style transformer layers, stacks and the sine position embedding.
+#include <cmath>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "unitrain/nn/transformer.h"
+
+namespace nn = unitrain::nn;
+
+namespace {
+
+nn::TransformerLayerOptions tiny_layer() {
+  return nn::TransformerLayerOptions(16, 4).dim_feedforward(32).dropout(0.0);
+}
+
+void expect_all_grads(torch::nn::Module& module) {
+  for (const auto& p : module.named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    // DETR's zero target: the first self-attention sees all-zero values at init
+    // (zero biases), so these weights get no gradient on the first step.
+    if (p.key() == "layers.0.self_attn.in_proj_weight" ||
+        p.key() == "layers.0.self_attn.out_proj.weight" || p.key() == "layers.0.norm1.weight") {
+      continue;
+    }
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+  }
+}
+
+TEST(MultiheadAttention, MatchesLibTorchWithPaddingMask) {
+  torch::manual_seed(0);
+  nn::MultiheadAttention ours(nn::MultiheadAttentionOptions(16, 4));
+  torch::nn::MultiheadAttention reference(torch::nn::MultiheadAttentionOptions(16, 4));
+  {
+    torch::NoGradGuard no_grad;
+    reference->in_proj_weight.copy_(ours->in_proj_weight);
+    reference->in_proj_bias.copy_(ours->in_proj_bias);
+    reference->out_proj->weight.copy_(ours->out_proj->weight);
+    reference->out_proj->bias.copy_(ours->out_proj->bias);
+  }
+  auto q = torch::randn({5, 2, 16}), k = torch::randn({7, 2, 16}), v = torch::randn({7, 2, 16});
+  auto mask = torch::zeros({2, 7}, torch::kBool);
+  mask[1].slice(0, 4) = true;
+  auto expected = std::get<0>(reference->forward(q, k, v, mask));
+  EXPECT_TRUE(torch::allclose(ours->forward(q, k, v, mask), expected, 1e-5, 1e-6));
+  // The fused q/k projection of self-attention gives the same result.
+  auto x = torch::randn({7, 2, 16}), pos = torch::randn({7, 2, 16});
+  EXPECT_TRUE(torch::allclose(ours->forward_self(x + pos, x, mask),
+                              ours->forward(x + pos, x + pos, x, mask), 1e-5, 1e-6));
+}
+
+TEST(MultiheadAttention, NamesMatchPyTorch) {
+  nn::MultiheadAttention attn(nn::MultiheadAttentionOptions(8, 2));
+  auto params = attn->named_parameters();
+  for (const char* name : {"in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"}) {
+    EXPECT_TRUE(params.contains(name)) << name;
+  }
+  EXPECT_THROW(nn::MultiheadAttention(nn::MultiheadAttentionOptions(10, 4)), c10::Error);
+}
+
+TEST(TransformerEncoderLayer, ShapeAndBackward) {
+  torch::manual_seed(0);
+  nn::TransformerEncoderLayer layer(tiny_layer());
+  auto src = torch::randn({6, 3, 16}), pos = torch::randn({6, 3, 16});
+  auto out = layer->forward(src, {}, pos);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{6, 3, 16}));
+  (out * torch::randn_like(out)).sum().backward();
+  expect_all_grads(*layer);
+}
+
+TEST(TransformerEncoder, PaddedPositionsDoNotChangeValidOutputs) {
+  torch::manual_seed(0);
+  nn::TransformerEncoder encoder(nn::TransformerEncoderOptions(tiny_layer(), 2));
+  encoder->eval();
+  auto src = torch::randn({6, 2, 16}), pos = torch::randn({6, 2, 16});
+  auto mask = torch::zeros({2, 6}, torch::kBool);
+  mask[0].slice(0, 4) = true;  // sample 0 has 4 valid positions
+  auto out = encoder->forward(src, mask, pos);
+
+  auto garbage = src.clone(), garbage_pos = pos.clone();
+  garbage.slice(0, 4).select(1, 0).normal_(0, 100);
+  garbage_pos.slice(0, 4).select(1, 0).normal_(0, 100);
+  auto out2 = encoder->forward(garbage, mask, garbage_pos);
+  EXPECT_TRUE(torch::allclose(out.slice(0, 0, 4).select(1, 0), out2.slice(0, 0, 4).select(1, 0),
+                              1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(out.select(1, 1), out2.select(1, 1), 1e-5, 1e-5));
+
+  // Sample 0 alone and unpadded gives the same valid outputs.
+  auto alone = encoder->forward(src.slice(0, 0, 4).slice(1, 0, 1), {},
+                                pos.slice(0, 0, 4).slice(1, 0, 1));
+  EXPECT_TRUE(torch::allclose(alone.select(1, 0), out.slice(0, 0, 4).select(1, 0), 1e-5, 1e-5));
+}
+
+TEST(TransformerEncoder, FinalNormIsOptional) {
+  nn::TransformerEncoder plain(nn::TransformerEncoderOptions(tiny_layer(), 2));
+  nn::TransformerEncoder normed(nn::TransformerEncoderOptions(tiny_layer(), 2).final_norm(true));
+  EXPECT_FALSE(plain->named_parameters().contains("norm.weight"));
+  EXPECT_TRUE(normed->named_parameters().contains("norm.weight"));
+  EXPECT_TRUE(plain->named_parameters().contains("layers.1.linear2.weight"));
+}
+
+TEST(TransformerDecoder, ReturnsEveryLayerAndRespectsMemoryPadding) {
+  torch::manual_seed(0);
+  nn::TransformerDecoder decoder(nn::TransformerDecoderOptions(tiny_layer(), 3));
+  auto tgt = torch::zeros({4, 2, 16}), query_pos = torch::randn({4, 2, 16});
+  auto memory = torch::randn({5, 2, 16}), pos = torch::randn({5, 2, 16});
+  auto mask = torch::zeros({2, 5}, torch::kBool);
+  mask[1].slice(0, 3) = true;
+  auto out = decoder->forward(tgt, memory, mask, pos, query_pos);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{3, 4, 2, 16}));
+  (out * torch::randn_like(out)).sum().backward();
+  expect_all_grads(*decoder);
+
+  decoder->eval();
+  torch::NoGradGuard no_grad;
+  auto reference = decoder->forward(tgt, memory, mask, pos, query_pos);
+  auto garbage = memory.clone();
+  garbage.slice(0, 3).select(1, 1).fill_(1e3);
+  auto out2 = decoder->forward(tgt, garbage, mask, pos, query_pos);
+  EXPECT_TRUE(torch::allclose(reference, out2, 1e-5, 1e-5));
+
+  // Without intermediates: only the last layer, identical to the last intermediate.
+  nn::TransformerDecoder last_only(
+      nn::TransformerDecoderOptions(tiny_layer(), 3).return_intermediate(false));
+  last_only->eval();
+  for (auto& p : last_only->named_parameters()) {
+    p.value().copy_(decoder->named_parameters()[p.key()]);
+  }
+  auto last = last_only->forward(tgt, memory, mask, pos, query_pos);
+  EXPECT_EQ(last.sizes(), (std::vector<int64_t>{1, 4, 2, 16}));
+  EXPECT_TRUE(torch::allclose(last[0], reference[2], 1e-6, 1e-6));
+}
+
+TEST(TransformerLayer, UnknownActivationIsRejected) {
+  EXPECT_THROW(nn::TransformerEncoderLayer(tiny_layer().activation("swish")), c10::Error);
+  EXPECT_NO_THROW(nn::TransformerEncoderLayer(tiny_layer().activation("gelu")));
+}
+
+TEST(PositionEmbeddingSine, KnownValues) {
+  auto mask = torch::zeros({1, 2, 3}, torch::kBool);
+  auto pos = nn::position_embedding_sine(mask, nn::PositionEmbeddingSineOptions().num_pos_feats(4));
+  ASSERT_EQ(pos.sizes(), (std::vector<int64_t>{1, 8, 2, 3}));
+  const double two_pi = 2 * 3.14159265358979323846, eps = 1e-6;
+  for (int64_t i = 0; i < 2; ++i) {
+    for (int64_t j = 0; j < 3; ++j) {
+      const double y = (i + 1) / (2 + eps) * two_pi, x = (j + 1) / (3 + eps) * two_pi;
+      // Frequencies 10000^(2*floor(k/2)/4) = 1, 1, 100, 100.
+      const double expected[8] = {std::sin(y), std::cos(y), std::sin(y / 100), std::cos(y / 100),
+                                  std::sin(x), std::cos(x), std::sin(x / 100), std::cos(x / 100)};
+      for (int64_t c = 0; c < 8; ++c) {
+        EXPECT_NEAR(pos[0][c][i][j].item<double>(), expected[c], 1e-5) << c << " " << i << " " << j;
+      }
+    }
+  }
+}
+
+TEST(PositionEmbeddingSine, ValidPositionsIgnorePadding) {
+  auto small = nn::position_embedding_sine(torch::zeros({1, 3, 4}, torch::kBool));
+  auto mask = torch::zeros({1, 5, 7}, torch::kBool);
+  mask.slice(1, 3) = true;
+  mask.slice(2, 4) = true;
+  auto padded = nn::position_embedding_sine(mask);
+  EXPECT_EQ(padded.size(1), 256);
+  EXPECT_TRUE(torch::allclose(padded.slice(2, 0, 3).slice(3, 0, 4), small, 1e-6, 1e-6));
+}
+
+}  // namespace

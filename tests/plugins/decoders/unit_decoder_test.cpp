@@ -1,0 +1,148 @@
+// The `unit_decoder` plugin, created through the registry.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "plugins/plugin_loader.h"
+#include "unitrain/decoder.h"
+#include "unitrain/errors.h"
+
+namespace {
+
+using Json = nlohmann::json;
+
+Json tiny(Json overrides = Json::object()) {
+  Json o = {{"d_model", 16}, {"num_layers", 3}, {"num_heads", 4}, {"dim_feedforward", 32},
+            {"dropout", 0.0}};
+  o.update(overrides);
+  return o;
+}
+
+std::shared_ptr<unitrain::Decoder> make(const Json& options, uint64_t seed = 0) {
+  torch::manual_seed(seed);
+  return unitrain::test::create_plugin<unitrain::Decoder>("unitrain_unit_decoder", "decoder",
+                                                          "unit_decoder", options);
+}
+
+unitrain::EncoderOutput memory(int64_t b, int64_t s, int64_t d) {
+  unitrain::EncoderOutput m;
+  m.memory = torch::randn({b, s, d});
+  m.pos = torch::randn({b, s, d});
+  m.mask = torch::zeros({b, s}, torch::kBool);
+  return m;
+}
+
+// The target starts at zeros and attention biases start at zero, so the first
+// layer's self-attention sees all-zero values at initialization: its in_proj and
+// out_proj weights and norm1's weight get no gradient on the first step (as in DETR).
+bool zero_at_init(const std::string& name) {
+  return name == "decoder.layers.0.self_attn.in_proj_weight" ||
+         name == "decoder.layers.0.self_attn.out_proj.weight" ||
+         name == "decoder.layers.0.norm1.weight";
+}
+
+TEST(UnitDecoder, ShapesAndBackward) {
+  auto decoder = make(tiny());
+  EXPECT_EQ(decoder->d_model(), 16);
+  decoder->add_task("vqa2", 5);
+  decoder->add_task("coco", 7);
+  auto m = memory(2, 9, 16);
+  m.memory.requires_grad_(true);
+  auto out = decoder->decode("vqa2", m);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{3, 2, 5, 16}));
+  EXPECT_EQ(decoder->decode("coco", m).size(2), 7);
+
+  (out * torch::randn_like(out)).sum().backward();
+  for (const auto& p : decoder->named_parameters()) {
+    if (p.key() == "queries.coco.weight") {
+      EXPECT_FALSE(p.value().grad().defined());
+      continue;
+    }
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    if (zero_at_init(p.key())) continue;
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+  }
+  EXPECT_GT(m.memory.grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST(UnitDecoder, StateDictNamesAreStable) {
+  auto decoder = make(tiny());
+  decoder->add_task("vqa2", 5);
+  decoder->add_task("coco", 7);
+  std::vector<std::string> names;
+  for (const auto& p : decoder->named_parameters()) names.push_back(p.key());
+  EXPECT_EQ(names.front(), "decoder.layers.0.self_attn.in_proj_weight");
+  EXPECT_EQ(names[names.size() - 2], "queries.vqa2.weight");
+  EXPECT_EQ(names.back(), "queries.coco.weight");
+  auto params = decoder->named_parameters();
+  EXPECT_TRUE(params.contains("decoder.layers.2.multihead_attn.out_proj.weight"));
+  EXPECT_TRUE(params.contains("decoder.norm.weight"));
+  EXPECT_EQ(params["queries.coco.weight"].sizes(), (std::vector<int64_t>{7, 16}));
+}
+
+TEST(UnitDecoder, PaddedMemoryIsIgnored) {
+  auto decoder = make(tiny());
+  decoder->add_task("vqa2", 4);
+  decoder->eval();
+  torch::NoGradGuard no_grad;
+  auto m = memory(2, 6, 16);
+  m.mask[0].slice(0, 4) = true;
+  auto reference = decoder->decode("vqa2", m);
+
+  auto garbage = m;
+  garbage.memory = m.memory.clone();
+  garbage.pos = m.pos.clone();
+  garbage.memory[0].slice(0, 4).normal_(0, 100);
+  garbage.pos[0].slice(0, 4).normal_(0, 100);
+  EXPECT_TRUE(torch::allclose(decoder->decode("vqa2", garbage), reference, 1e-5, 1e-5));
+
+  // Sample 0 alone with only its 4 valid positions.
+  unitrain::EncoderOutput alone;
+  alone.memory = m.memory.slice(0, 0, 1).slice(1, 0, 4);
+  alone.pos = m.pos.slice(0, 0, 1).slice(1, 0, 4);
+  EXPECT_TRUE(torch::allclose(decoder->decode("vqa2", alone), reference.slice(1, 0, 1), 1e-5, 1e-5));
+}
+
+TEST(UnitDecoder, LastLayerOnly) {
+  auto all = make(tiny(), 7);
+  auto last = make(tiny({{"return_intermediate", false}}), 7);
+  all->add_task("t", 3);
+  last->add_task("t", 3);
+  all->eval();
+  last->eval();
+  last->named_parameters()["queries.t.weight"].detach().copy_(
+      all->named_parameters()["queries.t.weight"].detach());
+  auto m = memory(1, 4, 16);
+  auto a = all->decode("t", m), b = last->decode("t", m);
+  EXPECT_EQ(b.sizes(), (std::vector<int64_t>{1, 1, 3, 16}));
+  EXPECT_TRUE(torch::allclose(b[0], a[2], 1e-6, 1e-6));
+}
+
+TEST(UnitDecoder, CloneKeepsQueryTables) {
+  auto decoder = make(tiny());
+  decoder->add_task("vqa2", 4);
+  decoder->eval();
+  auto copy = std::dynamic_pointer_cast<unitrain::Decoder>(decoder->clone());
+  ASSERT_TRUE(copy);
+  copy->eval();
+  auto m = memory(2, 5, 16);
+  EXPECT_TRUE(torch::allclose(copy->decode("vqa2", m), decoder->decode("vqa2", m), 1e-6, 1e-6));
+}
+
+TEST(UnitDecoder, TaskErrors) {
+  auto decoder = make(tiny());
+  decoder->add_task("vqa2", 4);
+  EXPECT_NO_THROW(decoder->add_task("vqa2", 4));
+  EXPECT_THROW(decoder->add_task("vqa2", 5), unitrain::ConfigError);
+  EXPECT_THROW(decoder->add_task("a.b", 5), unitrain::ConfigError);
+  try {
+    decoder->decode("coco", memory(1, 3, 16));
+    FAIL() << "expected ConfigError";
+  } catch (const unitrain::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("vqa2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(decoder->decode("vqa2", memory(1, 3, 8)), c10::Error);
+  EXPECT_THROW(make(tiny({{"num_heads", 5}})), unitrain::Error);
+  EXPECT_THROW(make(tiny({{"activation", "swish"}})), unitrain::Error);
+}
+
+}  // namespace
