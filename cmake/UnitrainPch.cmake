@@ -7,6 +7,12 @@ target_precompile_headers(unitrain_pch PUBLIC
 
 function(unitrain_use_pch target)
   if(NOT UNITRAIN_NO_PCH)
+    # Executables get -fPIE from CMake; the header was built -fPIC, and GCC rejects a
+    # header built with other PIC flags. -fPIC last wins and is valid for executables.
+    get_target_property(type ${target} TYPE)
+    if(type STREQUAL "EXECUTABLE")
+      target_compile_options(${target} PRIVATE -fPIC)
+    endif()
     target_precompile_headers(${target} REUSE_FROM unitrain_pch)
   endif()
 endfunction()

@@ -17,6 +17,12 @@ nn::TransformerLayerOptions tiny_layer() {
 void expect_all_grads(torch::nn::Module& module) {
   for (const auto& p : module.named_parameters()) {
     ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    // DETR's zero target: the first self-attention sees all-zero values at init
+    // (zero biases), so these weights get no gradient on the first step.
+    if (p.key() == "layers.0.self_attn.in_proj_weight" ||
+        p.key() == "layers.0.self_attn.out_proj.weight" || p.key() == "layers.0.norm1.weight") {
+      continue;
+    }
     EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
   }
 }

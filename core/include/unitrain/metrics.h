@@ -159,7 +159,9 @@ EvaluatorOptions evaluator_options_from_json(const nlohmann::json& j, const std:
 // Throws ConfigError for an unknown kind or an f1_positive that is not a label.
 std::unique_ptr<Evaluator> make_evaluator(const LabelSpace& labels,
                                           const EvaluatorOptions& options = {});
+// The same with options read by evaluator_options_from_json(options, where).
 std::unique_ptr<Evaluator> make_evaluator(const LabelSpace& labels,
-                                          const nlohmann::json& options);
+                                          const nlohmann::json& options,
+                                          const std::string& where = "evaluator");
 
 }  // namespace unitrain

@@ -31,8 +31,11 @@ int run_cli(int argc, char** argv) {
 
   add_plugins_command(app, context);
   add_validate_command(app, context);
+  add_model_command(app, context);
+  add_export_command(app, context);
   add_tokenizer_command(app, context);
   add_data_command(app, context);
+  add_toy_command(app, context);
 
   try {
     configure_threads(0);

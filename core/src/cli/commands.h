@@ -35,7 +35,10 @@ Experiment load_checked_experiment(const CliContext& context, const std::string&
 
 void add_plugins_command(CLI::App& app, CliContext& context);
 void add_validate_command(CLI::App& app, CliContext& context);
+void add_model_command(CLI::App& app, CliContext& context);
+void add_export_command(CLI::App& app, CliContext& context);
 void add_tokenizer_command(CLI::App& app, CliContext& context);
 void add_data_command(CLI::App& app, CliContext& context);
+void add_toy_command(CLI::App& app, CliContext& context);
 
 }  // namespace unitrain::cli

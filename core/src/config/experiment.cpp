@@ -1,5 +1,6 @@
 // Experiment files: includes, overrides, origins and the schema check.
 #include <algorithm>
+#include <cstdlib>
 #include <set>
 
 #include <fmt/format.h>
@@ -53,6 +54,61 @@ void merge_into(json& base, const json& overlay, const std::string& pointer,
   }
 }
 
+// Expands ${NAME} and ${NAME:-fallback} in a string value. EXPERIMENT_DIR is the folder
+// of the file that wrote the value; other names come from the environment.
+std::string expand_string(const std::string& text, const fs::path& file, const std::string& pointer) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text.compare(i, 2, "${") != 0) {
+      out += text[i++];
+      continue;
+    }
+    // Find the matching brace (fallbacks may nest ${...}).
+    size_t depth = 0, end = i;
+    for (; end < text.size(); ++end) {
+      if (text.compare(end, 2, "${") == 0) {
+        ++depth;
+        ++end;
+      } else if (text[end] == '}' && --depth == 0) {
+        break;
+      }
+    }
+    if (end >= text.size()) {
+      throw ConfigError(fmt::format("{}:{}: unterminated '${{' in \"{}\"", file.string(), pointer, text));
+    }
+    const std::string inner = text.substr(i + 2, end - i - 2);
+    const auto dash = inner.find(":-");
+    const std::string name = inner.substr(0, dash);
+    std::string value;
+    if (name == "EXPERIMENT_DIR") {
+      value = fs::absolute(file).parent_path().lexically_normal().string();
+    } else if (const char* env = std::getenv(name.c_str()); env != nullptr && *env != '\0') {
+      value = env;
+    } else if (dash != std::string::npos) {
+      value = expand_string(inner.substr(dash + 2), file, pointer);
+    } else {
+      throw ConfigError(fmt::format(
+          "{}:{}: environment variable '{}' is not set (write ${{{}:-default}} for a fallback)",
+          file.string(), pointer, name, name));
+    }
+    out += value;
+    i = end + 1;
+  }
+  return out;
+}
+
+void expand_variables(json& value, const fs::path& file, const std::string& pointer) {
+  if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    if (text.find("${") != std::string::npos) value = expand_string(text, file, pointer);
+  } else if (value.is_object()) {
+    for (auto& [key, item] : value.items()) expand_variables(item, file, pointer_join(pointer, key));
+  } else if (value.is_array()) {
+    for (size_t i = 0; i < value.size(); ++i) expand_variables(value[i], file, pointer + "/" + std::to_string(i));
+  }
+}
+
 struct Loaded {
   json value;
   std::map<std::string, std::string> origin;
@@ -75,6 +131,7 @@ Loaded load_with_includes(const fs::path& file, std::vector<fs::path>& stack) {
   if (!value.is_object()) {
     throw ConfigError(fmt::format("{}:/: an experiment must be a JSON object", file.string()));
   }
+  expand_variables(value, file, "");
   stack.push_back(canonical);
 
   Loaded result{json::object(), {}};

@@ -84,9 +84,7 @@ class SchemaChecker {
     }
 
     if (!root.contains("scheduler")) root["scheduler"] = json{{"type", "ratios"}};
-    json& scheduler = root["scheduler"];
-    expect(scheduler, "/scheduler", json::object());
-    required(scheduler, "/scheduler", "type", json("string"));
+    component(root["scheduler"], "/scheduler", "scheduler");
 
     root["training"] = merge_checked(training_defaults(),
                                      root.value("training", json::object()), e_, "/training");
@@ -133,12 +131,10 @@ class SchemaChecker {
     const std::string type = required(block, p, "type", json("string")).get<std::string>();
     if (block.contains("init_from")) expect(block["init_from"], p + "/init_from", json("string"));
     if (registry_ == nullptr) return;
-    if (!registry_->contains(kind, type)) {
-      try {
-        registry_->find(kind, type);
-      } catch (const RegistryError& error) {
-        throw ConfigError(fmt::format("{}: {}", e_.where(p + "/type"), error.what()));
-      }
+    try {
+      registry_->find(kind, type);
+    } catch (const RegistryError& error) {
+      throw ConfigError(fmt::format("{}: {}", e_.where(p + "/type"), error.what()));
     }
     json options = block;
     options.erase("type");

@@ -144,8 +144,9 @@ std::unique_ptr<Evaluator> make_evaluator(const LabelSpace& labels,
 }
 
 std::unique_ptr<Evaluator> make_evaluator(const LabelSpace& labels,
-                                          const nlohmann::json& options) {
-  return make_evaluator(labels, evaluator_options_from_json(options, "evaluator"));
+                                          const nlohmann::json& options,
+                                          const std::string& where) {
+  return make_evaluator(labels, evaluator_options_from_json(options, where));
 }
 
 }  // namespace unitrain

@@ -8,16 +8,14 @@
 
 #include "unitrain/tokenizer.h"
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
-
 namespace unitrain::text {
 
 // BERT's tokenizer: basic tokenization (clean-up, CJK split, whitespace split,
 // optional lower-casing with accent stripping, punctuation split), then WordPiece:
 // greedy longest-match-first with "##" marking word continuations. A word longer than
 // kMaxWordChars code points, or with a part no vocabulary entry matches, becomes [UNK].
+// NOTE: special tokens written in the text ("[SEP]") are split like any other word
+// (BERT's never_split list is not implemented); pair encoding adds them instead.
 class WordPieceTokenizer : public Tokenizer {
  public:
   static constexpr size_t kMaxWordChars = 100;
@@ -52,6 +50,8 @@ class SentencePieceTokenizer : public Tokenizer {
  public:
   SentencePieceTokenizer(const std::string& model_file, int64_t max_length);
   ~SentencePieceTokenizer() override;
+  SentencePieceTokenizer(const SentencePieceTokenizer&) = delete;
+  SentencePieceTokenizer& operator=(const SentencePieceTokenizer&) = delete;
 
   std::vector<std::string> tokenize(const std::string& text) const override;
   int64_t token_to_id(const std::string& token) const override;
@@ -61,7 +61,7 @@ class SentencePieceTokenizer : public Tokenizer {
   int64_t pad_id() const override { return pad_id_; }
 
  private:
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
+  void* handle_ = nullptr;  // owned; freed through libunitrain_sentencepiece
   int64_t pad_id_ = 0, cls_id_ = 0, sep_id_ = 0;
 };
 

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <unordered_map>
+#include <vector>
 
-#include <sentencepiece_trainer.h>
-
+#include "text/sentencepiece_library.h"
 #include "unitrain/errors.h"
 
 namespace unitrain {
@@ -56,9 +56,15 @@ std::string train_sentencepiece(const SentencePieceTrainOptions& options) {
       {"hard_vocab_limit", "false"},
       {"minloglevel", "2"},
   };
-  const auto status = sentencepiece::SentencePieceTrainer::Train(kwargs);
-  if (!status.ok()) {
-    throw Error("tokenizer train: SentencePiece training failed: " + status.ToString());
+  std::vector<const char*> keys, values;
+  for (const auto& [key, value] : kwargs) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  char error[1024] = {0};
+  if (text::SentencePieceLibrary::get().train(keys.data(), values.data(), keys.size(), error,
+                                              sizeof(error)) != 0) {
+    throw Error(std::string("tokenizer train: SentencePiece training failed: ") + error);
   }
   return prefix + suffix;
 }

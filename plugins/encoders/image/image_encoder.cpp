@@ -1,5 +1,7 @@
 #include "image_encoder.h"
 
+#include <algorithm>
+
 #include "unitrain/errors.h"
 #include "unitrain/plugin.h"
 #include "unitrain_image_readme.h"  // kReadme, generated from README.md

@@ -31,6 +31,15 @@ unitrain::EncoderOutput memory(int64_t b, int64_t s, int64_t d) {
   return m;
 }
 
+// The target starts at zeros and attention biases start at zero, so the first
+// layer's self-attention sees all-zero values at initialization: its in_proj and
+// out_proj weights and norm1's weight get no gradient on the first step (as in DETR).
+bool zero_at_init(const std::string& name) {
+  return name == "decoder.layers.0.self_attn.in_proj_weight" ||
+         name == "decoder.layers.0.self_attn.out_proj.weight" ||
+         name == "decoder.layers.0.norm1.weight";
+}
+
 TEST(UnitDecoder, ShapesAndBackward) {
   auto decoder = make(tiny());
   EXPECT_EQ(decoder->d_model(), 16);
@@ -49,6 +58,7 @@ TEST(UnitDecoder, ShapesAndBackward) {
       continue;
     }
     ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    if (zero_at_init(p.key())) continue;
     EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
   }
   EXPECT_GT(m.memory.grad().abs().sum().item<double>(), 0.0);

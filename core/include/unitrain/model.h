@@ -1,0 +1,109 @@
+// UniT's model composition: the encoders, the decoder(s) and one head per task, built
+// from a validated experiment. A task's forward pass encodes the batch with the task's
+// encoders, concatenates their memories along the sequence, decodes the task's queries
+// and runs the task's head.
+//
+// Components are named like the experiment's blocks: "encoders/<name>", "decoder"
+// (shared) or "decoders/<task>" (share_decoders: false), "heads/<task>". Their
+// submodule names, and so their state-dict prefixes, are "encoder_<name>", "decoder" /
+// "decoder_<task>" and "head_<task>"; they depend only on the names in the JSON.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "unitrain/batch.h"
+#include "unitrain/config.h"
+#include "unitrain/decoder.h"
+#include "unitrain/encoder.h"
+#include "unitrain/head.h"
+
+namespace unitrain {
+
+class Registry;
+
+// Creates a plugin object of `kind` ("encoder", "decoder", "head") named `type` from
+// its options (the block without "type" and "init_from"); `where` is the block's
+// "file:/pointer" for messages. The registry is the usual source; tests pass their own.
+using ComponentFactory = std::function<std::shared_ptr<PluginObject>(
+    const std::string& kind, const std::string& type, const nlohmann::json& options,
+    const std::string& where)>;
+
+ComponentFactory registry_factory(const Registry& registry);
+
+// One component of the model, as its experiment block described it.
+struct ComponentSpec {
+  std::string name;         // "encoders/image", "decoder", "decoders/vqa2", "heads/vqa2"
+  std::string kind;         // plugin kind: "encoder", "decoder", "head"
+  std::string type;         // plugin name
+  nlohmann::json options;   // the block without "type" and "init_from"
+  std::string pointer;      // JSON pointer of the block, e.g. "/model/heads/vqa2"
+  std::string module_name;  // submodule name, e.g. "head_vqa2"
+  std::string init_from;    // the block's "init_from" ("" when none)
+};
+
+// The submodule name of a component name ("heads/vqa2" -> "head_vqa2"). Throws
+// ConfigError for a name that is not of the three forms.
+std::string component_module_name(const std::string& component);
+
+class UnitModelImpl : public torch::nn::Module {
+ public:
+  // `experiment.json` must be validated (validate_experiment): model.encoders,
+  // model.decoder, model.share_decoders, model.heads, tasks.<task>.encoders and
+  // tasks.<task>.num_queries are read. Blocks with "init_from" are loaded after
+  // construction unless `load_init_from` is false (the weights are about to be
+  // overwritten by a checkpoint anyway). Throws ConfigError (dimensions, names),
+  // RegistryError (plugin creation) and CheckpointError (init_from).
+  UnitModelImpl(const Experiment& experiment, const ComponentFactory& factory,
+                bool load_init_from = true);
+
+  // Encodes, decodes and runs the head of `task`; losses when `with_loss`.
+  HeadOutput forward(const std::string& task, const Batch& batch, bool with_loss = true);
+  // The head's decoded predictions for an output of forward().
+  Predictions predict(const std::string& task, const HeadOutput& output, const Batch& batch);
+  // The concatenated memory of the task's encoders, in tasks.<task>.encoders order:
+  // memory [B, S1+S2+..., D], mask [B, S], pos [B, S, D].
+  EncoderOutput encode(const std::string& task, const Batch& batch);
+
+  // Task names in the experiment's (sorted) order; a task's index in it is the
+  // `task_index` the encoders receive (task tokens).
+  const std::vector<std::string>& tasks() const { return tasks_; }
+  int64_t task_index(const std::string& task) const;
+
+  // Component names: encoders (sorted), decoder(s), heads (sorted by task).
+  std::vector<std::string> component_names() const;
+  const ComponentSpec& spec(const std::string& component) const;
+  // The component's module; ConfigError listing the valid names for an unknown one.
+  std::shared_ptr<torch::nn::Module> component(const std::string& component) const;
+  std::shared_ptr<Encoder> encoder(const std::string& name) const;
+  std::shared_ptr<Decoder> decoder(const std::string& task) const;
+  std::shared_ptr<Head> head(const std::string& task) const;
+
+  // Number of parameters of each component, and of the whole model.
+  std::map<std::string, int64_t> parameter_counts() const;
+  int64_t parameter_count() const;
+
+ private:
+  const std::string& check_task(const std::string& task) const;
+  void load_component(const ComponentSpec& spec, const Experiment& experiment);
+
+  std::vector<std::string> tasks_;
+  std::map<std::string, ComponentSpec> specs_;
+  std::map<std::string, std::shared_ptr<Encoder>> encoders_;
+  std::map<std::string, std::shared_ptr<Decoder>> decoders_;  // by task (shared: same object)
+  std::map<std::string, std::shared_ptr<Head>> heads_;
+  std::map<std::string, std::vector<std::string>> task_encoders_;
+};
+TORCH_MODULE(UnitModel);
+
+// Prints the module tree of `model` with parameter counts, `depth` levels below each
+// component (0 = components only).
+std::string model_summary(const UnitModelImpl& model, int depth = 1);
+
+}  // namespace unitrain

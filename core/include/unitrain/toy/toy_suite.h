@@ -1,0 +1,43 @@
+// The toy suite: a small, seeded, learnable stand-in for UniT's eight datasets, written
+// in the real on-disk formats and file names (COCO, Visual Genome as UniT converts it,
+// VQAv2, SNLI-VE, GLUE QNLI / MNLI / QQP / SST-2) plus a WordPiece vocab.txt that
+// covers every word. `unitrain make-toy-suite DIR` writes it; docs/toy_suite.md
+// describes the layout.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+namespace unitrain::toy {
+
+struct ToySuiteOptions {
+  // Drives every random choice. The same seed and options give byte-identical files.
+  // Default: 1.
+  uint64_t seed = 1;
+  // Scenes (images) per image dataset, train + val; every image dataset (COCO, VG,
+  // VQAv2, SNLI-VE) shows the same scenes under its own file names. Default: 500.
+  int64_t images = 500;
+  // Rows per GLUE task, train + dev. Default: 1000.
+  int64_t text_examples = 1000;
+  // Image width in pixels; three images in four are square, every fourth is 3/4 as
+  // high as wide. Shapes scale with it. Default: 128 (>= 32).
+  int64_t image_size = 128;
+  // Share of images and text rows in the val / dev splits. Default: 0.2.
+  double val_fraction = 0.2;
+  // VQAv2 questions per image. Default: 3.
+  int64_t questions_per_image = 3;
+  // JPEG quality (libjpeg, deterministic for a given input). Default: 90.
+  int jpeg_quality = 90;
+};
+
+// Writes the suite under `dir` (created if missing; files of the same names are
+// overwritten, nothing else is touched). Returns the manifest also written to
+// dir/manifest.json: every dataset's files, record counts and label counts.
+// Throws unitrain::ConfigError for invalid options, unitrain::DataError when a file
+// cannot be written.
+nlohmann::ordered_json make_toy_suite(const std::filesystem::path& dir,
+                                      const ToySuiteOptions& options);
+
+}  // namespace unitrain::toy

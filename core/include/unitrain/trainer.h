@@ -1,0 +1,98 @@
+// The multitask trainer: one task per iteration chosen by the task scheduler, AdamW
+// with weight-decay groups and a separate backbone learning rate, warmup then cosine /
+// linear decay, global-norm clipping, gradient accumulation, periodic evaluation,
+// atomic checkpoints and exact resume. DESIGN.md §3–4.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "unitrain/config.h"
+
+namespace unitrain {
+
+class Registry;
+
+// The "training" block (see docs/experiments.md).
+struct TrainingOptions {
+  int64_t max_steps = 1000;
+  double lr = 5e-5;
+  double backbone_lr = 1e-5;
+  double weight_decay = 1e-4;
+  double adam_eps = 1e-8;
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  int64_t warmup_steps = 0;
+  std::string lr_schedule = "cosine";  // "cosine", "linear" or "constant"
+  double min_lr_ratio = 0.0;
+  double clip_grad_norm = 0.1;  // 0 = off
+  int64_t accumulate_steps = 1;
+  int64_t log_every = 10;
+  int64_t eval_every = 0;        // 0 = at the end only
+  int64_t eval_max_batches = 0;  // 0 = whole split
+  int64_t checkpoint_every = 0;  // 0 = at the end only
+  int64_t keep_checkpoints = 2;
+};
+
+// Reads a validated "training" block; `where` locates messages (ConfigError).
+TrainingOptions training_options_from_json(const nlohmann::json& j, const Experiment& experiment);
+
+// Multiplier of the peak learning rate at optimizer update `step` (0-based): linear
+// warmup over warmup_steps (step+1)/warmup, then the schedule from 1 down to
+// min_lr_ratio at max_steps.
+double lr_factor(const TrainingOptions& options, int64_t step);
+
+// Scales gradients so their global L2 norm is at most max_norm; returns the norm
+// before clipping.
+double clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm);
+
+struct TrainerConfig {
+  std::filesystem::path run_dir;  // where everything is written
+  bool resume = false;            // continue from run_dir's last checkpoint
+  bool console = true;            // live progress line on stderr
+};
+
+// Per-task results of an evaluation: {task: {metric: value}}.
+using EvalResult = nlohmann::json;
+
+class Trainer {
+ public:
+  // Builds the model, datasets, loaders, optimizer and scheduler from a validated
+  // experiment; with config.resume, restores everything from the last checkpoint.
+  Trainer(const Experiment& experiment, const Registry& registry, TrainerConfig config);
+  ~Trainer();
+
+  // Trains until training.max_steps; returns the final evaluation.
+  EvalResult train();
+  // One evaluation pass over every task's `split` (val_split when empty).
+  EvalResult evaluate(const std::string& split = "", int64_t max_batches = 0);
+
+  // Loss of each optimizer update so far in this process, for tests: (step, task, loss).
+  struct StepRecord {
+    int64_t step;
+    std::string task;
+    double loss;
+  };
+  const std::vector<StepRecord>& history() const;
+  int64_t step() const;
+  torch::nn::Module& model();
+
+  // Loads model weights only (for `unitrain eval` / `predict`).
+  void load_weights(const std::filesystem::path& checkpoint);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A fresh run folder name: runs/<name>-<YYYYmmdd-HHMMSS>.
+std::filesystem::path default_run_dir(const Experiment& experiment);
+
+}  // namespace unitrain

@@ -1,0 +1,87 @@
+// `unitrain train` and `unitrain eval`.
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "unitrain/config.h"
+#include "unitrain/errors.h"
+#include "unitrain/registry.h"
+#include "unitrain/trainer.h"
+
+namespace unitrain::cli {
+namespace fs = std::filesystem;
+
+void add_train_command(CLI::App& app, CliContext& context) {
+  struct Args {
+    std::string file;
+    std::vector<std::string> overrides;
+    std::string out;
+    std::string resume;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* train = app.add_subcommand("train", "Train an experiment");
+  train->add_option("experiment", args->file, "Experiment JSON file")->required();
+  train->add_option("--set", args->overrides, "Override a value: KEY.PATH=VALUE (repeatable)");
+  train->add_option("--out", args->out, "Run folder (default: output_dir, else runs/<name>-<time>)");
+  train->add_option("--resume", args->resume, "Continue the run in this folder from its last checkpoint");
+  train->callback([args, &context] {
+    Experiment experiment = load_checked_experiment(context, args->file, args->overrides);
+    TrainerConfig config;
+    if (!args->resume.empty()) {
+      if (!args->out.empty() && fs::path(args->out) != fs::path(args->resume)) {
+        throw ConfigError("--out and --resume name different folders; a resumed run writes to its own folder");
+      }
+      if (!fs::is_directory(args->resume)) {
+        throw CheckpointError(fmt::format("--resume '{}': no such run folder", args->resume));
+      }
+      config.run_dir = args->resume;
+      config.resume = true;
+    } else if (!args->out.empty()) {
+      config.run_dir = args->out;
+    } else if (!experiment.json.at("output_dir").get<std::string>().empty()) {
+      config.run_dir = experiment.json.at("output_dir").get<std::string>();
+    } else {
+      config.run_dir = default_run_dir(experiment);
+    }
+    std::cerr << fmt::format("run folder: {}\n", config.run_dir.string());
+    Trainer trainer(experiment, Registry::global(), config);
+    EvalResult result = trainer.train();
+    std::cout << result.dump(2) << "\n";
+  });
+}
+
+void add_eval_command(CLI::App& app, CliContext& context) {
+  struct Args {
+    std::string file;
+    std::vector<std::string> overrides;
+    std::string checkpoint;
+    std::string split;
+    std::string out;
+    int64_t max_batches = 0;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint on every task of an experiment");
+  eval->add_option("experiment", args->file, "Experiment JSON file")->required();
+  eval->add_option("--checkpoint", args->checkpoint, "Checkpoint file or run folder")->required();
+  eval->add_option("--split", args->split, "Split to evaluate (default: each task's val_split)");
+  eval->add_option("--set", args->overrides, "Override a value: KEY.PATH=VALUE (repeatable)");
+  eval->add_option("--out", args->out, "Also write the metrics to this JSON file");
+  eval->add_option("--max-batches", args->max_batches, "Evaluate at most this many batches per task");
+  eval->callback([args, &context] {
+    Experiment experiment = load_checked_experiment(context, args->file, args->overrides);
+    TrainerConfig config;
+    config.console = false;
+    Trainer trainer(experiment, Registry::global(), config);
+    trainer.load_weights(args->checkpoint);
+    EvalResult result = trainer.evaluate(args->split, args->max_batches);
+    std::cout << result.dump(2) << "\n";
+    if (!args->out.empty()) {
+      std::ofstream out(args->out);
+      out << result.dump(2) << "\n";
+      if (!out) throw TrainingError(fmt::format("cannot write '{}'", args->out));
+    }
+  });
+}
+
+}  // namespace unitrain::cli

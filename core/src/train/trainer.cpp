@@ -1,0 +1,480 @@
+// The training loop. Reads top to bottom: build (model, data, optimizer, scheduler),
+// resume, step, evaluate, checkpoint.
+#include "unitrain/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include "unitrain/checkpoint.h"
+#include "unitrain/data/loader.h"
+#include "unitrain/dataset.h"
+#include "unitrain/errors.h"
+#include "unitrain/model.h"
+#include "unitrain/registry.h"
+#include "unitrain/runtime.h"
+#include "unitrain/scheduler.h"
+
+namespace unitrain {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kTrainerStateKey = "trainer";
+constexpr const char* kOptimizerKey = "optimizer";
+constexpr const char* kTorchRngKey = "torch_rng";
+
+using Clock = std::chrono::steady_clock;
+
+struct TaskData {
+  std::string name;
+  json spec;  // tasks.<name>
+  double loss_weight = 1.0;
+  int64_t batch_size = 1;
+  int64_t eval_batch_size = 1;
+  std::shared_ptr<const Dataset> train;
+  std::unique_ptr<data::DataLoader> loader;
+  double last_loss = NAN;
+};
+
+// Writes `text` to `file` through a temporary file and a rename (atomic on POSIX).
+void write_atomically(const fs::path& file, const std::function<void(const fs::path&)>& write) {
+  const fs::path tmp = file.string() + ".tmp";
+  write(tmp);
+  fs::rename(tmp, file);
+}
+
+void write_text(const fs::path& file, const std::string& text) {
+  write_atomically(file, [&](const fs::path& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    if (!out) throw TrainingError(fmt::format("cannot write '{}'", tmp.string()));
+  });
+}
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "--:--";
+  auto s = static_cast<int64_t>(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+  return fmt::format("{:02}:{:02}", s / 60, s % 60);
+}
+
+}  // namespace
+
+fs::path default_run_dir(const Experiment& experiment) {
+  std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
+  return fs::path("runs") / (experiment.json.at("name").get<std::string>() + "-" + stamp);
+}
+
+struct Trainer::Impl {
+  Experiment experiment;
+  const Registry& registry;
+  TrainerConfig config;
+  TrainingOptions options;
+  torch::Device device = torch::kCPU;
+  uint64_t seed = 0;
+  int64_t workers = 1;
+  int64_t prefetch = 4;
+
+  UnitModel model{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<double> group_base_lr;  // peak lr of each parameter group
+  std::vector<torch::Tensor> parameters;
+  std::shared_ptr<TaskScheduler> scheduler;
+  TaskRng task_rng;
+  std::vector<TaskData> tasks;
+
+  int64_t step = 0;
+  std::vector<StepRecord> history;
+  std::ofstream metrics;
+
+  Impl(const Experiment& e, const Registry& r, TrainerConfig c)
+      : experiment(e), registry(r), config(std::move(c)) {
+    const json& j = experiment.json;
+    options = training_options_from_json(j.at("training"), experiment);
+    device = parse_device(j.at("device").get<std::string>(), experiment.where("/device"));
+    seed = j.at("seed").get<uint64_t>();
+    configure_threads(j.at("threads").get<int64_t>());
+    workers = j.at("data").at("workers").get<int64_t>();
+    if (workers <= 0) workers = std::max(1u, std::thread::hardware_concurrency());
+    prefetch = std::max<int64_t>(1, j.at("data").at("prefetch").get<int64_t>());
+    task_rng = TaskRng(seed);
+
+    torch::manual_seed(seed);
+    model = UnitModel(experiment, registry_factory(registry));
+    model->to(device);
+    build_datasets();
+    build_optimizer();
+    build_scheduler();
+  }
+
+  // --- build -----------------------------------------------------------------------
+
+  std::shared_ptr<const Dataset> make_dataset(const std::string& task, const std::string& split) {
+    const std::string pointer = "/tasks/" + task + "/dataset";
+    json block = experiment.json.at("tasks").at(task).at("dataset");
+    const std::string type = block.at("type").get<std::string>();
+    block.erase("type");
+    block.erase("init_from");
+    block["split"] = split;
+    return registry.create_as<Dataset>("dataset", type, block, experiment.where(pointer));
+  }
+
+  void build_datasets() {
+    for (const auto& [name, spec] : experiment.json.at("tasks").items()) {
+      TaskData t;
+      t.name = name;
+      t.spec = spec;
+      t.loss_weight = spec.at("loss_weight").get<double>();
+      t.batch_size = spec.at("batch_size").get<int64_t>();
+      int64_t eval_batch = spec.at("eval_batch_size").get<int64_t>();
+      t.eval_batch_size = eval_batch > 0 ? eval_batch : t.batch_size;
+      t.train = make_dataset(name, spec.at("train_split").get<std::string>());
+      if (t.train->size() == 0) {
+        throw DataError(fmt::format("{}: the '{}' split of task '{}' has no records",
+                                    experiment.where("/tasks/" + name + "/dataset"),
+                                    spec.at("train_split").get<std::string>(), name));
+      }
+      tasks.push_back(std::move(t));
+    }
+  }
+
+  data::LoaderOptions loader_options(const TaskData& t, bool training) const {
+    data::LoaderOptions o;
+    o.batch_size = training ? t.batch_size : t.eval_batch_size;
+    o.num_workers = workers;
+    o.prefetch = prefetch;
+    o.shuffle = training;
+    o.infinite = training;
+    o.seed = seed;
+    o.task = t.name;
+    o.device = device;
+    return o;
+  }
+
+  void start_loaders(const std::vector<data::LoaderState>& states) {
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      tasks[i].loader = std::make_unique<data::DataLoader>(
+          tasks[i].train, loader_options(tasks[i], true),
+          i < states.size() ? states[i] : data::LoaderState{});
+    }
+  }
+
+  // Four groups: {backbone, rest} x {decay, no decay}. Biases and norm weights (1-D)
+  // get no weight decay; parameters under a "backbone" module get backbone_lr.
+  void build_optimizer() {
+    std::vector<torch::Tensor> groups[4];
+    for (const auto& item : model->named_parameters()) {
+      if (!item.value().requires_grad()) continue;
+      const bool backbone = item.key().find("backbone.") != std::string::npos;
+      const bool decay = item.value().dim() > 1;
+      groups[(backbone ? 2 : 0) + (decay ? 0 : 1)].push_back(item.value());
+      parameters.push_back(item.value());
+    }
+    std::vector<torch::optim::OptimizerParamGroup> param_groups;
+    for (int g = 0; g < 4; ++g) {
+      if (groups[g].empty()) continue;
+      const double lr = g >= 2 ? options.backbone_lr : options.lr;
+      auto group_options = std::make_unique<torch::optim::AdamWOptions>(lr);
+      group_options->betas({options.adam_beta1, options.adam_beta2})
+          .eps(options.adam_eps)
+          .weight_decay(g % 2 == 0 ? options.weight_decay : 0.0);
+      param_groups.emplace_back(groups[g], std::move(group_options));
+      group_base_lr.push_back(lr);
+    }
+    optimizer = std::make_unique<torch::optim::AdamW>(param_groups,
+                                                      torch::optim::AdamWOptions(options.lr));
+  }
+
+  void build_scheduler() {
+    json block = experiment.json.at("scheduler");
+    const std::string type = block.at("type").get<std::string>();
+    block.erase("type");
+    block.erase("init_from");
+    scheduler = registry.create_as<TaskScheduler>("scheduler", type, block,
+                                                  experiment.where("/scheduler"));
+    std::vector<SchedulerTask> infos;
+    for (const auto& t : tasks) {
+      infos.push_back({t.name, t.train->size(), (t.train->size() + t.batch_size - 1) / t.batch_size,
+                       t.spec.at("ratio").get<double>()});
+    }
+    scheduler->setup(infos);
+  }
+
+  void set_lr(int64_t at_step) {
+    const double factor = lr_factor(options, at_step);
+    for (size_t g = 0; g < optimizer->param_groups().size(); ++g) {
+      static_cast<torch::optim::AdamWOptions&>(optimizer->param_groups()[g].options())
+          .lr(group_base_lr[g] * factor);
+    }
+  }
+
+  double current_lr() const {
+    return static_cast<const torch::optim::AdamWOptions&>(optimizer->param_groups()[0].options()).lr();
+  }
+
+  // --- checkpoints -------------------------------------------------------------------
+
+  fs::path checkpoint_dir() const { return config.run_dir / "checkpoints"; }
+
+  void save_checkpoint() {
+    fs::create_directories(checkpoint_dir());
+    torch::serialize::OutputArchive archive;
+    write_model_state(archive, *model, experiment.json);
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer->save(optimizer_archive);
+    archive.write(kOptimizerKey, optimizer_archive);
+    json state = {{"step", step},
+                  {"task_rng", task_rng.state()},
+                  {"scheduler", scheduler->state()},
+                  {"loaders", json::object()}};
+    for (const auto& t : tasks) {
+      auto s = t.loader->state();
+      state["loaders"][t.name] = {{"epoch", s.epoch}, {"position", s.position}};
+    }
+    archive.write(kTrainerStateKey, c10::IValue(state.dump()));
+    {
+      auto generator = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      archive.write(kTorchRngKey, generator.get_state());
+    }
+    const fs::path file = checkpoint_dir() / fmt::format("step_{:08}.pt", step);
+    write_atomically(file, [&](const fs::path& tmp) { archive.save_to(tmp.string()); });
+    // last.pt: a hard link to the newest step file, swapped in atomically.
+    const fs::path last_tmp = checkpoint_dir() / "last.pt.tmp";
+    std::error_code ec;
+    fs::remove(last_tmp, ec);
+    fs::create_hard_link(file, last_tmp, ec);
+    if (ec) fs::copy_file(file, last_tmp, fs::copy_options::overwrite_existing);
+    fs::rename(last_tmp, checkpoint_dir() / "last.pt");
+    prune_checkpoints();
+  }
+
+  void prune_checkpoints() {
+    std::vector<fs::path> steps;
+    for (const auto& item : fs::directory_iterator(checkpoint_dir())) {
+      const auto name = item.path().filename().string();
+      if (name.rfind("step_", 0) == 0 && item.path().extension() == ".pt") steps.push_back(item.path());
+    }
+    std::sort(steps.begin(), steps.end());
+    // The newest one is last.pt's twin; keep it plus keep_checkpoints more.
+    const auto keep = static_cast<size_t>(options.keep_checkpoints) + 1;
+    for (size_t i = 0; i + keep < steps.size(); ++i) fs::remove(steps[i]);
+  }
+
+  std::vector<data::LoaderState> restore(const fs::path& file) {
+    const std::string where = file.string();
+    torch::serialize::InputArchive archive;
+    try {
+      archive.load_from(file.string());
+    } catch (const c10::Error& e) {
+      throw CheckpointError(fmt::format("{}: not a readable checkpoint (truncated or not a torch "
+                                        "archive): {}", where, e.what_without_backtrace()));
+    }
+    read_model_state(archive, *model, where);
+    c10::IValue state_text;
+    if (!archive.try_read(kTrainerStateKey, state_text) || !state_text.isString()) {
+      throw CheckpointError(fmt::format("{}: has no trainer state (a model-only file, e.g. from "
+                                        "'unitrain export'?); cannot resume from it", where));
+    }
+    json state;
+    try {
+      state = json::parse(state_text.toStringRef());
+      step = state.at("step").get<int64_t>();
+      task_rng.load_state(state.at("task_rng"));
+      scheduler->load_state(state.at("scheduler"));
+    } catch (const json::exception& e) {
+      throw CheckpointError(fmt::format("{}: malformed trainer state: {}", where, e.what()));
+    }
+    torch::serialize::InputArchive optimizer_archive;
+    try {
+      archive.read(kOptimizerKey, optimizer_archive);
+      optimizer->load(optimizer_archive);
+    } catch (const c10::Error& e) {
+      throw CheckpointError(fmt::format("{}: optimizer state does not fit this model: {}", where,
+                                        e.what_without_backtrace()));
+    }
+    torch::Tensor rng_state;
+    if (archive.try_read(kTorchRngKey, rng_state)) {
+      auto generator = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_state(rng_state);
+    }
+    std::vector<data::LoaderState> loaders;
+    for (const auto& t : tasks) {
+      if (!state.at("loaders").contains(t.name)) {
+        throw CheckpointError(fmt::format("{}: no data position for task '{}' (the checkpoint is "
+                                          "of another experiment)", where, t.name));
+      }
+      const json& s = state["loaders"][t.name];
+      loaders.push_back({s.at("epoch").get<int64_t>(), s.at("position").get<int64_t>()});
+    }
+    return loaders;
+  }
+
+  // --- evaluation --------------------------------------------------------------------
+
+  EvalResult evaluate(const std::string& split_override, int64_t max_batches) {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    EvalResult result = json::object();
+    for (const auto& t : tasks) {
+      const std::string split =
+          split_override.empty() ? t.spec.at("val_split").get<std::string>() : split_override;
+      auto dataset = make_dataset(t.name, split);
+      auto evaluator = dataset->evaluator();
+      data::DataLoader loader(dataset, loader_options(t, false));
+      int64_t batches = 0;
+      while (auto batch = loader.next()) {
+        auto out = model->forward(t.name, *batch, /*with_loss=*/false);
+        evaluator->add(model->predict(t.name, out, *batch), *batch);
+        if (max_batches > 0 && ++batches >= max_batches) break;
+      }
+      result[t.name] = evaluator->compute();
+    }
+    model->train();
+    return result;
+  }
+
+  // --- training ----------------------------------------------------------------------
+
+  void log_json(const json& line) {
+    if (metrics.is_open()) metrics << line.dump() << "\n" << std::flush;
+  }
+
+  EvalResult train() {
+    fs::create_directories(config.run_dir);
+    std::vector<data::LoaderState> starts;
+    if (config.resume) {
+      starts = restore(find_checkpoint(config.run_dir));
+    }
+    write_text(config.run_dir / "experiment.resolved.json", experiment.json.dump(2) + "\n");
+    metrics.open(config.run_dir / "metrics.jsonl", std::ios::app);
+    start_loaders(starts);
+    model->train();
+
+    const bool tty = config.console && isatty(STDERR_FILENO);
+    const auto started = Clock::now();
+    const int64_t first_step = step;
+    auto window_start = Clock::now();
+    int64_t window_samples = 0;
+    EvalResult last_eval;
+
+    while (step < options.max_steps) {
+      optimizer->zero_grad();
+      set_lr(step);
+      std::map<std::string, double> named;
+      double step_loss = 0;
+      std::string task_name;
+      for (int64_t micro = 0; micro < options.accumulate_steps; ++micro) {
+        TaskData& t = tasks[scheduler->next(task_rng)];
+        std::optional<Batch> batch = t.loader->next();
+        auto out = model->forward(t.name, *batch, /*with_loss=*/true);
+        if (out.losses.empty()) {
+          throw TrainingError(fmt::format("step {}: the head of task '{}' returned no loss", step, t.name));
+        }
+        torch::Tensor loss = torch::zeros({}, out.losses.begin()->second.options());
+        for (const auto& [name, value] : out.losses) loss = loss + value;
+        const double value = loss.item<double>();
+        if (!std::isfinite(value)) {
+          std::string parts;
+          for (const auto& [name, v] : out.losses) parts += fmt::format(" {}={}", name, v.item<double>());
+          throw TrainingError(fmt::format(
+              "step {}: loss of task '{}' is {} (losses:{}); lower training.lr or check the "
+              "task's data (batch from {})",
+              step, t.name, value, parts, batch->sources.empty() ? "?" : batch->sources.front()));
+        }
+        (loss * (t.loss_weight / static_cast<double>(options.accumulate_steps))).backward();
+        for (const auto& [name, v] : out.losses) named[name] += v.item<double>() / options.accumulate_steps;
+        step_loss += value / static_cast<double>(options.accumulate_steps);
+        t.last_loss = value;
+        task_name = t.name;
+        window_samples += batch->size;
+      }
+      clip_grad_norm(parameters, options.clip_grad_norm);
+      optimizer->step();
+      history.push_back({step, task_name, step_loss});
+      ++step;
+
+      if (step % options.log_every == 0 || step == options.max_steps) {
+        const double elapsed = std::chrono::duration<double>(Clock::now() - window_start).count();
+        json line = {{"step", step}, {"task", task_name}, {"loss", step_loss}, {"lr", current_lr()},
+                     {"samples_per_s", elapsed > 0 ? window_samples / elapsed : 0.0}};
+        for (const auto& [name, v] : named) line[name] = v;
+        log_json(line);
+        window_start = Clock::now();
+        window_samples = 0;
+      }
+      if (config.console) print_progress(tty, started, first_step);
+      if (options.eval_every > 0 && step % options.eval_every == 0 && step < options.max_steps) {
+        last_eval = evaluate("", options.eval_max_batches);
+        log_json({{"step", step}, {"eval", last_eval}});
+      }
+      if (options.checkpoint_every > 0 && step % options.checkpoint_every == 0 &&
+          step < options.max_steps) {
+        save_checkpoint();
+      }
+    }
+    if (config.console && tty) std::cerr << "\n";
+    save_checkpoint();
+    last_eval = evaluate("", options.eval_max_batches);
+    log_json({{"step", step}, {"eval", last_eval}});
+    write_text(config.run_dir / "eval.json", last_eval.dump(2) + "\n");
+    return last_eval;
+  }
+
+  void print_progress(bool tty, Clock::time_point started, int64_t first_step) {
+    const bool line_due = step % options.log_every == 0 || step == options.max_steps;
+    if (!tty && !line_due) return;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+    const double rate = elapsed > 0 ? static_cast<double>(step - first_step) / elapsed : 0.0;
+    std::string losses;
+    for (const auto& t : tasks) {
+      if (!std::isnan(t.last_loss)) losses += fmt::format(" {} {:.3f}", t.name, t.last_loss);
+    }
+    const std::string text =
+        fmt::format("step {}/{}  {:.2f} it/s  ETA {} |{}", step, options.max_steps, rate,
+                    format_duration(rate > 0 ? (options.max_steps - step) / rate : NAN), losses);
+    if (tty) {
+      std::cerr << "\r\033[K" << text << std::flush;
+    } else {
+      std::cerr << text << "\n";
+    }
+  }
+};
+
+Trainer::Trainer(const Experiment& experiment, const Registry& registry, TrainerConfig config)
+    : impl_(std::make_unique<Impl>(experiment, registry, std::move(config))) {}
+Trainer::~Trainer() = default;
+
+EvalResult Trainer::train() { return impl_->train(); }
+EvalResult Trainer::evaluate(const std::string& split, int64_t max_batches) {
+  return impl_->evaluate(split, max_batches);
+}
+const std::vector<Trainer::StepRecord>& Trainer::history() const { return impl_->history; }
+int64_t Trainer::step() const { return impl_->step; }
+torch::nn::Module& Trainer::model() { return *impl_->model; }
+
+void Trainer::load_weights(const fs::path& checkpoint) {
+  const fs::path file = find_checkpoint(checkpoint);
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file.string());
+  } catch (const c10::Error& e) {
+    throw CheckpointError(fmt::format("{}: not a readable checkpoint (truncated or not a torch "
+                                      "archive): {}", file.string(), e.what_without_backtrace()));
+  }
+  read_model_state(archive, *impl_->model, file.string());
+}
+
+}  // namespace unitrain

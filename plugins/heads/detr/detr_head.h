@@ -1,0 +1,98 @@
+// DETR's detection head as UniT uses it: a class Linear and a 3-layer box MLP shared by
+// every decoder layer, Hungarian matching, and DETR's set losses on the last layer plus
+// auxiliary losses on every earlier layer. Optionally an attribute head (Visual Genome).
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "unitrain/head.h"
+#include "unitrain/nn/matcher.h"
+
+namespace unitrain::heads {
+
+struct DetrHeadOptions {
+  // Width D of the decoder output.
+  TORCH_ARG(int64_t, in_dim) = 768;
+  // Object classes C; the class Linear has C+1 outputs, the last one "no object".
+  TORCH_ARG(int64_t, num_classes) = 91;
+  // Attribute classes A (Visual Genome 400); 0 disables the attribute head.
+  TORCH_ARG(int64_t, num_attributes) = 0;
+  // Attribute head: width of its hidden layer and of its class embedding.
+  TORCH_ARG(int64_t, attribute_hidden_dim) = 512;
+  TORCH_ARG(int64_t, attribute_class_embed_dim) = 256;
+  // Matching cost weights.
+  TORCH_ARG(double, cost_class) = 1.0;
+  TORCH_ARG(double, cost_bbox) = 5.0;
+  TORCH_ARG(double, cost_giou) = 2.0;
+  // Loss weights.
+  TORCH_ARG(double, ce_loss_coef) = 1.0;
+  TORCH_ARG(double, bbox_loss_coef) = 5.0;
+  TORCH_ARG(double, giou_loss_coef) = 2.0;
+  TORCH_ARG(double, attribute_loss_coef) = 1.0;
+  // Cross-entropy weight of the no-object class.
+  TORCH_ARG(double, eos_coef) = 0.1;
+  // Losses on every non-final decoder layer (loss_ce_0, loss_bbox_0, ...).
+  TORCH_ARG(bool, aux_loss) = true;
+  // One-to-many matching for the auxiliary layers: each target is matched up to this
+  // many times (H-DETR style); 1 = off. The final layer stays one-to-one so that
+  // predictions carry no duplicates. A convergence aid for small data.
+  TORCH_ARG(int64_t, one_to_many_repeats) = 1;
+  // predict() drops detections scoring below this.
+  TORCH_ARG(double, score_threshold) = 0.0;
+};
+
+extern const char* const kDetrHeadDefaults;
+
+DetrHeadOptions detr_head_options_from_json(const nlohmann::json& json,
+                                            const std::string& where = "");
+nlohmann::json to_json(const DetrHeadOptions& options);
+
+// The head's outputs for one decoder layer.
+struct DetrLayerOutputs {
+  torch::Tensor logits;  // [B, Q, C+1]
+  torch::Tensor boxes;   // [B, Q, 4] cxcywh in [0, 1]
+  torch::Tensor hidden;  // [B, Q, D] the decoder layer's output (for attributes)
+};
+
+class DetrHeadImpl : public Head {
+ public:
+  explicit DetrHeadImpl(DetrHeadOptions options);
+  void reset();
+
+  // decoder_out [L, B, Q, D] -> outputs {"pred_logits": [B, Q, C+1], "pred_boxes":
+  // [B, Q, 4], "pred_attributes": [B, Q, A] when num_attributes > 0} of the last layer;
+  // losses loss_ce, loss_bbox, loss_giou (+ loss_attr), and with aux_loss the same with
+  // suffix _l for layers l = 0..L-2.
+  HeadOutput run(const torch::Tensor& decoder_out, const Batch& batch, bool with_loss) override;
+  // Per image and query: score = max softmax over the real classes, its label, and the
+  // box in pixels of the original image (batch.orig_size), sorted by score.
+  Predictions predict(const HeadOutput& output, const Batch& batch) override;
+
+  // Attribute logits [K, A] for hidden states [K, D] of boxes of classes [K].
+  torch::Tensor attribute_logits(const torch::Tensor& hidden, const torch::Tensor& classes);
+
+  const DetrHeadOptions& options() const { return options_; }
+
+ private:
+  // Matches one layer's predictions to the targets and adds its weighted losses to
+  // `losses`, named with `suffix` appended ("" for the last layer, "_0", "_1"...).
+  void add_layer_losses(const DetrLayerOutputs& layer, const Batch& batch,
+                        const nn::HungarianMatcherOptions& matcher, bool with_attributes,
+                        const std::string& suffix, std::map<std::string, torch::Tensor>& losses);
+  void check_targets(const Batch& batch, int64_t batch_size) const;
+
+  DetrHeadOptions options_;
+  torch::nn::Linear class_embed_{nullptr};
+  torch::nn::ModuleList bbox_embed_{nullptr};  // 3 Linear layers, ReLU between
+  torch::nn::Embedding attribute_class_embed_{nullptr};
+  torch::nn::Linear attribute_fc1_{nullptr};
+  torch::nn::Linear attribute_fc2_{nullptr};
+};
+TORCH_MODULE(DetrHead);
+
+std::shared_ptr<Head> make_detr_head(const nlohmann::json& options);
+
+}  // namespace unitrain::heads

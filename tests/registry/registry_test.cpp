@@ -1,0 +1,256 @@
+// The plugin loader and registry: real .so files, one test per failure mode.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+#include "unitrain/decoder.h"
+#include "unitrain/encoder.h"
+#include "unitrain/head.h"
+#include "unitrain/dataset.h"
+#include "unitrain/registry.h"
+
+namespace unitrain {
+namespace {
+
+using ::testing::HasSubstr;
+using test::fixture;
+
+std::string lib(const std::string& folder, const std::string& name) {
+  return fixture(folder) + "/lib" + name + ".so";
+}
+std::string good_lib() { return lib("good", "unitrain_test_plugins"); }
+
+template <typename E>
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an exception";
+  return "";
+}
+
+TEST(Registry, LoadsEveryKindFromOneLibrary) {
+  Registry registry;
+  registry.load_file(good_lib());
+  auto all = registry.list();
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(registry.kinds(), (std::vector<std::string>{"dataset", "decoder", "encoder", "head"}));
+  const PluginInfo& head = registry.find("head", "test_head");
+  EXPECT_EQ(head.version, "0.1.0");
+  EXPECT_EQ(head.file, good_lib());
+  EXPECT_EQ(head.defaults, nlohmann::json::parse(R"({"in_dim": 16, "num_labels": 2})"));
+  EXPECT_EQ(head.abi_major, UNITRAIN_ABI_MAJOR);
+}
+
+TEST(Registry, LoadingTheSameFileTwiceIsANoOp) {
+  Registry registry;
+  registry.load_file(good_lib());
+  registry.load_file(good_lib());
+  EXPECT_EQ(registry.list().size(), 4u);
+}
+
+TEST(Registry, CreatesWorkingModulesThroughInterfaces) {
+  Registry registry;
+  registry.load_directory(fixture("good"));
+  auto encoder = registry.create_as<Encoder>("encoder", "test_encoder", {{"dim", 8}}, "t.json:/e");
+  auto decoder = registry.create_as<Decoder>("decoder", "test_decoder", {{"dim", 8}}, "t.json:/d");
+  auto head = registry.create_as<Head>("head", "test_head", {{"in_dim", 8}, {"num_labels", 3}}, "t.json:/h");
+  decoder->add_task("t", 2);
+  Batch batch;
+  batch.input_ids = torch::tensor({{1, 2, 3}, {3, 2, 0}});
+  batch.text_mask = torch::tensor({{false, false, false}, {false, false, true}});
+  batch.labels = torch::tensor({0, 2});
+  batch.size = 2;
+  auto memory = encoder->encode(batch, 0);
+  EXPECT_EQ(memory.memory.sizes(), (std::vector<int64_t>{2, 3, 8}));
+  auto out = head->run(decoder->decode("t", memory), batch, true);
+  EXPECT_EQ(out.outputs.at("logits").sizes(), (std::vector<int64_t>{2, 3}));
+  out.losses.at("loss_ce").backward();
+  ASSERT_TRUE(head->parameters()[0].grad().defined());
+  EXPECT_GT(encoder->parameters()[0].grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST(Registry, OptionsAreMergedOverDefaults) {
+  Registry registry;
+  registry.load_file(good_lib());
+  auto options = registry.resolve_options("head", "test_head", {{"num_labels", 5}}, "x.json:/model/heads/a");
+  EXPECT_EQ(options, nlohmann::json::parse(R"({"in_dim": 16, "num_labels": 5})"));
+}
+
+TEST(Registry, UnknownOptionKeyNamesPointerAndValidKeys) {
+  Registry registry;
+  registry.load_file(good_lib());
+  auto message = error_of<ConfigError>([&] {
+    registry.resolve_options("head", "test_head", {{"hidden_dim", 5}}, "x.json:/model/heads/vqa2");
+  });
+  EXPECT_THAT(message, HasSubstr("x.json:/model/heads/vqa2/hidden_dim: unknown key 'hidden_dim'"));
+  EXPECT_THAT(message, HasSubstr("valid keys: in_dim, num_labels"));
+}
+
+TEST(Registry, WrongOptionTypeIsRejected) {
+  Registry registry;
+  registry.load_file(good_lib());
+  auto message = error_of<ConfigError>([&] {
+    registry.resolve_options("head", "test_head", {{"num_labels", "two"}}, "x.json:/model/heads/a");
+  });
+  EXPECT_THAT(message, HasSubstr("x.json:/model/heads/a/num_labels: expected an integer, found a string \"two\""));
+}
+
+TEST(Registry, UnknownNameListsRegisteredOnesNearestFirst) {
+  Registry registry;
+  registry.load_file(good_lib());
+  registry.load_file(lib("throwing", "unitrain_fixture_throwing"));
+  auto message = error_of<RegistryError>([&] { registry.find("head", "test_haed"); });
+  EXPECT_THAT(message, HasSubstr("unknown head 'test_haed'; registered heads: test_head, throwing_head"));
+}
+
+TEST(Registry, FactoryExceptionMessageIsPassedThrough) {
+  Registry registry;
+  registry.load_file(lib("throwing", "unitrain_fixture_throwing"));
+  auto message = error_of<RegistryError>([&] {
+    registry.create("head", "throwing_head", nlohmann::json::object(), "x.json:/model/heads/a");
+  });
+  EXPECT_THAT(message, HasSubstr("x.json:/model/heads/a: head 'throwing_head'"));
+  EXPECT_THAT(message, HasSubstr("cannot open weights file 'missing.bin'"));
+}
+
+TEST(Registry, FactoryErrorFromInvalidOptionValue) {
+  Registry registry;
+  registry.load_file(good_lib());
+  auto message = error_of<RegistryError>([&] {
+    registry.create("encoder", "test_encoder", {{"modality", "audio"}}, "x.json:/model/encoders/a");
+  });
+  EXPECT_THAT(message, HasSubstr("modality must be \"text\" or \"image\", got \"audio\""));
+}
+
+TEST(Registry, DuplicateKindAndNameNamesBothFiles) {
+  Registry registry;
+  registry.load_file(good_lib());
+  auto message = error_of<RegistryError>(
+      [&] { registry.load_file(lib("duplicate", "unitrain_fixture_duplicate")); });
+  EXPECT_THAT(message, HasSubstr("duplicate plugin: head 'test_head'"));
+  EXPECT_THAT(message, HasSubstr(good_lib()));
+  EXPECT_THAT(message, HasSubstr(lib("duplicate", "unitrain_fixture_duplicate")));
+}
+
+TEST(PluginLoad, MissingFile) {
+  Registry registry;
+  auto message = error_of<PluginLoadError>([&] { registry.load_file("/nonexistent/libx.so"); });
+  EXPECT_THAT(message, HasSubstr("plugin file not found: '/nonexistent/libx.so'"));
+}
+
+TEST(PluginLoad, NotASharedLibrary) {
+  test::TempDir dir;
+  test::write_file(dir / "libfake.so", "this is text, not ELF");
+  Registry registry;
+  auto message = error_of<PluginLoadError>([&] { registry.load_file(dir / "libfake.so"); });
+  EXPECT_THAT(message, HasSubstr("is not a shared library"));
+  EXPECT_THAT(message, HasSubstr("libfake.so"));
+}
+
+TEST(PluginLoad, TruncatedLibraryReportsDlerror) {
+  test::TempDir dir;
+  auto bytes = test::read_file(good_lib());
+  test::write_file(dir / "libtruncated.so", bytes.substr(0, 200));
+  Registry registry;
+  auto message = error_of<PluginLoadError>([&] { registry.load_file(dir / "libtruncated.so"); });
+  EXPECT_THAT(message, HasSubstr("cannot load plugin library"));
+  EXPECT_THAT(message, HasSubstr("libtruncated.so"));
+}
+
+TEST(PluginLoad, NoEntryPoint) {
+  Registry registry;
+  auto message = error_of<PluginLoadError>(
+      [&] { registry.load_file(lib("no_entry", "unitrain_fixture_no_entry")); });
+  EXPECT_THAT(message, HasSubstr("is not a unitrain plugin"));
+  EXPECT_THAT(message, HasSubstr("unitrain_plugin_list_v1"));
+}
+
+TEST(PluginLoad, UndefinedSymbolFailsAtLoadTime) {
+  Registry registry;
+  auto message = error_of<PluginLoadError>(
+      [&] { registry.load_file(lib("undefined_symbol", "unitrain_fixture_undefined_symbol")); });
+  EXPECT_THAT(message, HasSubstr("undefined symbol: unitrain_fixture_function_that_does_not_exist"));
+}
+
+TEST(PluginLoad, AbiMajorMismatch) {
+  Registry registry;
+  auto message = error_of<PluginLoadError>(
+      [&] { registry.load_file(lib("abi_major", "unitrain_fixture_abi_major")); });
+  EXPECT_THAT(message, HasSubstr("uses plugin ABI 99.0, but this unitrain uses ABI 1.0"));
+}
+
+TEST(PluginLoad, AnotherLibtorchInstance) {
+  Registry registry;
+  auto file = lib("other_torch", "unitrain_fixture_other_torch");
+  auto message = error_of<PluginLoadError>([&] { registry.load_file(file); });
+  EXPECT_THAT(message, HasSubstr("was built against another libtorch"));
+  EXPECT_THAT(message, HasSubstr(file));
+}
+
+TEST(PluginLoad, AnotherLibtorchVersion) {
+  Registry registry;
+  auto message = error_of<PluginLoadError>(
+      [&] { registry.load_file(lib("other_torch_version", "unitrain_fixture_other_torch_version")); });
+  EXPECT_THAT(message, HasSubstr("was built against LibTorch 1.4"));
+}
+
+TEST(PluginLoad, MissingDirectory) {
+  Registry registry;
+  auto message = error_of<PluginLoadError>([&] { registry.load_directory("/nonexistent/dir"); });
+  EXPECT_THAT(message, HasSubstr("plugin directory not found: '/nonexistent/dir'"));
+}
+
+// The CLI turns each of these into "error: ..." on stderr and a non-zero status.
+TEST(PluginCli, ErrorsArePrefixedAndExitNonZero) {
+  for (const std::string folder : {"no_entry", "abi_major", "other_torch", "undefined_symbol"}) {
+    auto result = test::run_unitrain("--plugin-dir " + fixture(folder) + " plugins");
+    EXPECT_EQ(result.status, 1) << folder;
+    EXPECT_EQ(result.output.rfind("error: ", 0), 0u) << result.output;
+  }
+  auto missing = test::run_unitrain("--plugin /nonexistent/libx.so plugins");
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_THAT(missing.output, HasSubstr("error: plugin file not found"));
+}
+
+TEST(PluginCli, ListsPluginsAsJson) {
+  auto result = test::run_unitrain("--plugin-dir " + fixture("good") + " plugins --json --kind head");
+  ASSERT_EQ(result.status, 0) << result.output;
+  auto list = nlohmann::json::parse(result.output);
+  ASSERT_TRUE(list.is_array());
+  bool found = false;
+  for (const auto& p : list) {
+    EXPECT_EQ(p["kind"], "head");
+    for (const char* key : {"kind", "name", "version", "file", "description"}) {
+      EXPECT_TRUE(p.contains(key)) << key;
+    }
+    found = found || p["name"] == "test_head";
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(PluginCli, ShowPrintsDefaultsAndReadme) {
+  auto result = test::run_unitrain("--plugin-dir " + fixture("good") + " plugins show test_head");
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("\"num_labels\": 2"));
+  EXPECT_THAT(result.output, HasSubstr("A linear layer on the first query"));
+  auto unknown = test::run_unitrain("--plugin-dir " + fixture("good") + " plugins show test_haed");
+  EXPECT_EQ(unknown.status, 1);
+  EXPECT_THAT(unknown.output, HasSubstr("error: no plugin named 'test_haed'; registered: test_head"));
+}
+
+TEST(PluginCli, VersionAndHelp) {
+  auto version = test::run_unitrain("--version");
+  EXPECT_EQ(version.status, 0);
+  EXPECT_THAT(version.output, HasSubstr("unitrain 0.1.0"));
+  for (const std::string sub : {"plugins", "validate", "plugins show"}) {
+    auto help = test::run_unitrain(sub + " --help");
+    EXPECT_EQ(help.status, 0) << sub;
+    EXPECT_THAT(help.output, HasSubstr("Usage:")) << sub;
+  }
+}
+
+}  // namespace
+}  // namespace unitrain
