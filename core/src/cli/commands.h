@@ -35,6 +35,8 @@ Experiment load_checked_experiment(const CliContext& context, const std::string&
 
 void add_plugins_command(CLI::App& app, CliContext& context);
 void add_validate_command(CLI::App& app, CliContext& context);
+void add_train_command(CLI::App& app, CliContext& context);
+void add_eval_command(CLI::App& app, CliContext& context);
 void add_model_command(CLI::App& app, CliContext& context);
 void add_export_command(CLI::App& app, CliContext& context);
 void add_tokenizer_command(CLI::App& app, CliContext& context);
