@@ -465,6 +465,26 @@ const std::vector<Trainer::StepRecord>& Trainer::history() const { return impl_-
 int64_t Trainer::step() const { return impl_->step; }
 torch::nn::Module& Trainer::model() { return *impl_->model; }
 
+std::string Trainer::eval_table(const EvalResult& result) const {
+  std::string table = fmt::format("{:<12} {:<14} {:>8} {:>8}\n", "task", "metric", "value", "chance");
+  for (const auto& t : impl_->tasks) {
+    if (!result.contains(t.name) || result[t.name].empty()) continue;
+    const auto& metrics = result[t.name];
+    const std::string metric = metrics.items().begin().key();
+    const LabelSpace labels = t.train->labels();
+    const double chance = labels.kind == "detection" || labels.names.empty()
+                              ? 0.0
+                              : 1.0 / static_cast<double>(labels.names.size());
+    table += fmt::format("{:<12} {:<14} {:>8.3f} {:>8.3f}\n", t.name, metric,
+                         metrics[metric].get<double>(), chance);
+    if (labels.kind == "detection" && metrics.contains("ap50") && metric != "ap50") {
+      table += fmt::format("{:<12} {:<14} {:>8.3f} {:>8.3f}\n", "", "ap50",
+                           metrics["ap50"].get<double>(), 0.0);
+    }
+  }
+  return table;
+}
+
 void Trainer::load_weights(const fs::path& checkpoint) {
   const fs::path file = find_checkpoint(checkpoint);
   torch::serialize::InputArchive archive;
