@@ -371,7 +371,11 @@ struct Trainer::Impl {
     EvalResult last_eval;
 
     while (step < options.max_steps) {
-      optimizer->zero_grad();
+      // Gradients are reset to undefined, not zero (PyTorch's set_to_none): AdamW then
+      // skips the parameters this step's task does not use, so a task's head and
+      // queries keep their own moment estimates and step count instead of decaying
+      // and drifting on every other task's steps.
+      for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
       set_lr(step);
       std::map<std::string, double> named;
       double step_loss = 0;
