@@ -2,7 +2,6 @@
 // text files, JPEG/PNG images written with OpenCV, and a tiny WordPiece vocabulary.
 #pragma once
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -13,36 +12,14 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "test_util.h"
 #include "unitrain/errors.h"
 #include "unitrain/tokenizer.h"
 
 namespace unitrain::testing {
 
-// A fresh folder under the system temp dir, removed with its content at destruction.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("unitrain_data_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
-
-inline void write_file(const std::filesystem::path& file, const std::string& text) {
-  std::filesystem::create_directories(file.parent_path());
-  std::ofstream out(file, std::ios::binary);
-  out << text;
-}
+using test::TempDir;
+using test::write_file;
 
 // A w x h image whose pixel (x, y) is (x + y) per channel, plus `value` on channel 0
 // (BGR order, as cv::imwrite expects). The format follows the extension.
