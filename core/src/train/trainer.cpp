@@ -371,14 +371,19 @@ struct Trainer::Impl {
     EvalResult last_eval;
 
     while (step < options.max_steps) {
-      optimizer->zero_grad();
+      // NOTE: gradients are dropped, not zeroed: parameters the step's task does not
+      // reach (other heads, unused encoders) then have none, and AdamW leaves them
+      // alone instead of moving them on stale momentum. Zeroed gradients would also
+      // break exact resume: a restored model starts without gradients.
+      model->zero_grad(/*set_to_none=*/true);
       set_lr(step);
       std::map<std::string, double> named;
       double step_loss = 0;
       std::string task_name;
       for (int64_t micro = 0; micro < options.accumulate_steps; ++micro) {
         TaskData& t = tasks[scheduler->next(task_rng)];
-        std::optional<Batch> batch = t.loader->next();
+        std::optional<Batch> batch =
+            config.batch_source ? std::optional<Batch>(config.batch_source(t.name)) : t.loader->next();
         auto out = model->forward(t.name, *batch, /*with_loss=*/true);
         if (out.losses.empty()) {
           throw TrainingError(fmt::format("step {}: the head of task '{}' returned no loss", step, t.name));
