@@ -1,8 +1,9 @@
 // Framework overhead of the trainer. The same UnitModel (the real text encoder,
 // unit_decoder and mlp_classifier plugins at small sizes) on the same pre-built batches
 // of the toy SST-2 task, stepped two ways:
-//   plain:   a LibTorch loop: zero_grad, forward, sum of losses, backward,
-//            clip_grad_norm_, AdamW step, loss.item();
+//   plain:   a LibTorch loop: drop gradients (zero_grad with set_to_none, as the
+//            trainer does), forward, sum of losses, backward, clip_grad_norm_, AdamW
+//            step, loss.item();
 //   trainer: unitrain::Trainer fed the batches through TrainerConfig::batch_source
 //            (task draw, lr schedule, loss checks and bookkeeping; logging, progress
 //            and intermediate checkpoints off).
@@ -12,7 +13,9 @@
 // start from the same weights and see the same batches, so their losses agree (up to
 // the clipping arithmetic); the largest difference is printed as a check.
 //
-//   trainer_overhead_bench [steps=60] [repeats=5]
+//   trainer_overhead_bench [steps=60] [repeats=5] [threads=1]
+// threads: intra-op threads (0 = cores). One by default: on a shared machine, OpenMP
+// threads that wait for a descheduled peer swamp the ms being measured.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -46,13 +49,13 @@ struct Size {
   int64_t dim, layers;
 };
 
-json experiment_json(const fs::path& toy, const Size& size, int64_t steps) {
+json experiment_json(const fs::path& toy, const Size& size, int64_t steps, int64_t threads) {
   const int64_t d = size.dim;
   const json tokenizer = {{"vocab", (toy / "vocab.txt").string()}};
   return {
       {"name", "trainer_overhead"},
       {"seed", 5},
-      {"threads", 0},
+      {"threads", threads},
       {"model",
        {{"encoders",
          {{"text",
@@ -129,7 +132,7 @@ Run run_plain(const unitrain::Experiment& e, const unitrain::Registry& registry,
   for (int64_t i = 0; i < steps; ++i) {
     starts.push_back(Clock::now());
     const unitrain::Batch& batch = batches[i % batches.size()];
-    optimizer.zero_grad();
+    model->zero_grad(/*set_to_none=*/true);  // as the trainer does
     auto out = model->forward(kTask, batch, /*with_loss=*/true);
     torch::Tensor loss = torch::zeros({});
     for (const auto& [name, value] : out.losses) loss = loss + value;
@@ -170,15 +173,16 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
   const int64_t steps = argc > 1 ? std::stoll(argv[1]) : 60;
   const int repeats = argc > 2 ? std::stoi(argv[2]) : 5;
-  if (steps < 3 || repeats < 1) {
-    std::fprintf(stderr, "usage: trainer_overhead_bench [steps >= 3] [repeats >= 1]\n");
+  const int64_t threads = argc > 3 ? std::stoll(argv[3]) : 1;
+  if (steps < 3 || repeats < 1 || threads < 0) {
+    std::fprintf(stderr, "usage: trainer_overhead_bench [steps >= 3] [repeats >= 1] [threads >= 0]\n");
     return 2;
   }
-  unitrain::configure_threads(0);
+  unitrain::configure_threads(threads);
   std::random_device rd;
   const fs::path root = fs::temp_directory_path() / ("unitrain_overhead_bench_" + std::to_string(rd()));
   unitrain::toy::ToySuiteOptions toy;
-  toy.images = 2;
+  toy.images = 5;
   toy.image_size = 32;
   toy.text_examples = 400;
   unitrain::toy::make_toy_suite(root / "toy", toy);
@@ -189,10 +193,11 @@ int main(int argc, char** argv) {
               static_cast<long long>(steps), repeats, torch::get_num_threads());
   std::printf("%-14s %10s %14s %16s %8s %14s\n", "model", "params", "plain ms/step",
               "trainer ms/step", "ratio", "max |dloss|");
+  std::fflush(stdout);
   for (const Size& size : {Size{"tiny d=32", 32, 1}, Size{"small d=128", 128, 2}}) {
     const fs::path file = root / (size.name.substr(0, size.name.find(' ')) + ".json");
     std::FILE* out = std::fopen(file.c_str(), "w");
-    const std::string text = experiment_json(root / "toy", size, steps).dump(2);
+    const std::string text = experiment_json(root / "toy", size, steps, threads).dump(2);
     std::fwrite(text.data(), 1, text.size(), out);
     std::fclose(out);
     unitrain::Experiment e = unitrain::load_experiment(file);
@@ -227,6 +232,7 @@ int main(int argc, char** argv) {
     const double p = median(plain_ms), t = median(trainer_ms);
     std::printf("%-14s %10lld %14.3f %16.3f %8.3f %14.2e\n", size.name.c_str(),
                 static_cast<long long>(params), p, t, t / p, max_diff);
+    std::fflush(stdout);
   }
   fs::remove_all(root);
   return 0;

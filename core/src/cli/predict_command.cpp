@@ -30,6 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;  // output: keys print in the order written
 
 struct PredictArgs {
   std::string file;
@@ -124,11 +125,11 @@ std::string label_name(const LabelSpace& labels, int64_t id) {
   return std::to_string(id);
 }
 
-json classification_json(const Predictions& predictions, const LabelSpace& labels, int64_t top_k) {
+ojson classification_json(const Predictions& predictions, const LabelSpace& labels, int64_t top_k) {
   const torch::Tensor scores = predictions.scores[0].to(torch::kCPU, torch::kFloat);  // [C]
   const int64_t k = std::min<int64_t>(std::max<int64_t>(top_k, 1), scores.size(0));
   auto [values, ids] = scores.topk(k);
-  json out = json::array();
+  ojson out = ojson::array();
   for (int64_t i = 0; i < k; ++i) {
     const int64_t id = ids[i].item<int64_t>();
     out.push_back({{"label", label_name(labels, id)}, {"id", id}, {"score", values[i].item<double>()}});
@@ -136,8 +137,8 @@ json classification_json(const Predictions& predictions, const LabelSpace& label
   return out;
 }
 
-json detection_json(const std::vector<Detection>& detections, const LabelSpace& labels) {
-  json out = json::array();
+ojson detection_json(const std::vector<Detection>& detections, const LabelSpace& labels) {
+  ojson out = ojson::array();
   for (const auto& d : detections) {
     out.push_back({{"label", label_name(labels, d.label)},
                    {"id", d.label},
@@ -148,7 +149,7 @@ json detection_json(const std::vector<Detection>& detections, const LabelSpace& 
 }
 
 // Draws the detections (or the top label) on the image and writes it.
-void draw(const cv::Mat& rgb, const json& result, const std::string& file) {
+void draw(const cv::Mat& rgb, const ojson& result, const std::string& file) {
   cv::Mat canvas;
   cv::cvtColor(rgb, canvas, cv::COLOR_RGB2BGR);
   const double scale = std::max(0.35, std::min(canvas.cols, canvas.rows) / 500.0);
@@ -191,7 +192,7 @@ void draw(const cv::Mat& rgb, const json& result, const std::string& file) {
   }
 }
 
-json predict(const CliContext& context, const PredictArgs& args) {
+ojson predict(const CliContext& context, const PredictArgs& args) {
   Experiment experiment = load_checked_experiment(context, args.file, args.overrides);
   const json& tasks = experiment.json.at("tasks");
   if (!tasks.contains(args.task)) {
@@ -233,7 +234,7 @@ json predict(const CliContext& context, const PredictArgs& args) {
   const HeadOutput output = model->forward(args.task, batch, /*with_loss=*/false);
   const Predictions predictions = model->predict(args.task, output, batch);
 
-  json result = {{"task", args.task}, {"kind", labels.kind}, {"checkpoint", checkpoint.string()}};
+  ojson result = {{"task", args.task}, {"kind", labels.kind}, {"checkpoint", checkpoint.string()}};
   if (modalities.count("image")) {
     result["image"] = {{"path", args.image}, {"width", rgb.cols}, {"height", rgb.rows}};
   }
