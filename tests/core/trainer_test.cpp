@@ -14,6 +14,7 @@
 #include "unitrain/config.h"
 #include "unitrain/errors.h"
 #include "unitrain/registry.h"
+#include "unitrain/toy/toy_suite.h"
 #include "unitrain/trainer.h"
 
 namespace unitrain {
@@ -311,6 +312,40 @@ TEST(Trainer, ResumeWithTwoTasksKeepsTheTaskSequence) {
   expect_exact_resume(two_task_experiment());
 }
 
+// The real text encoder, decoder and heads use dropout: exact resume also needs the
+// torch generator restored. Two GLUE tasks of the toy suite.
+TEST(Trainer, ResumeWithDropoutIsExact) {
+  test::TempDir data;
+  toy::ToySuiteOptions toy;
+  toy.images = 5;
+  toy.text_examples = 40;
+  toy.image_size = 32;
+  toy::make_toy_suite(data.path(), toy);
+  const json tokenizer = {{"vocab", (data / "vocab.txt").string()}};
+  auto task = [&](const std::string& name, const std::string& folder) {
+    return json{{"dataset",
+                 {{"type", "glue"}, {"task", name}, {"root", (data / "glue" / folder).string()},
+                  {"tokenizer", tokenizer}, {"max_length", 24}}},
+                {"encoders", {"text"}}, {"num_queries", 1}, {"batch_size", 4}, {"val_split", "dev"}};
+  };
+  json j = base_experiment();
+  j["model"] = {
+      {"encoders",
+       {{"text",
+         {{"type", "text"}, {"tokenizer", tokenizer}, {"hidden_dim", 16}, {"num_layers", 1},
+          {"num_heads", 2}, {"intermediate_dim", 32}, {"max_position", 32}, {"output_dim", 16},
+          {"dropout", 0.3}}}}},
+      {"decoder",
+       {{"type", "unit_decoder"}, {"d_model", 16}, {"num_layers", 1}, {"num_heads", 2},
+        {"dim_feedforward", 32}, {"dropout", 0.3}}},
+      {"heads",
+       {{"sst2", {{"type", "mlp_classifier"}, {"in_dim", 16}, {"num_labels", 2}, {"dropout", 0.3}}},
+        {"qnli", {{"type", "mlp_classifier"}, {"in_dim", 16}, {"num_labels", 2}, {"dropout", 0.3}}}}}};
+  j["tasks"] = {{"sst2", task("sst2", "SST-2")}, {"qnli", task("qnli", "QNLI")}};
+  j["training"]["eval_max_batches"] = 1;
+  expect_exact_resume(j);
+}
+
 // --- non-finite losses -------------------------------------------------------------
 
 TEST(Trainer, NanLossStopsWithStepTaskAndValue) {
@@ -447,6 +482,17 @@ TEST(TrainCommand, TrainThenEvalPrintsMetrics) {
   const json metrics = json::parse(eval.output.substr(start));
   EXPECT_EQ(metrics, json::parse(test::read_file(dir / "run/eval.json")));
   EXPECT_TRUE(metrics["majority"]["accuracy"].is_number());
+
+  // A component file from `unitrain export` is not a checkpoint to evaluate.
+  const std::string head = (dir / "head.pt").string();
+  auto exported = test::run_unitrain("export '" + (dir / "run").string() +
+                                     "' --component heads/majority --out '" + head + "'");
+  ASSERT_EQ(exported.status, 0) << exported.output;
+  auto wrong = test::run_unitrain(plugins + "eval '" + (dir / "exp.json").string() +
+                                  "' --checkpoint '" + head + "'");
+  EXPECT_EQ(wrong.status, 1);
+  EXPECT_THAT(wrong.output, HasSubstr("error: " + head + ": not a model checkpoint (format "
+                                      "'unitrain.component.v1'"));
 }
 
 TEST(TrainCommand, BadResumeFolderIsAnError) {
