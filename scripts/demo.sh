@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# The main job: list the plugins and validate the default experiment.
-#   usage: scripts/demo.sh [BUILD_DIR]
+# The main job: generate the toy suite (once; reused from the cache folder), then train
+# UniT on its eight datasets at once and print every task's metric next to chance.
+#   usage: scripts/demo.sh [BUILD_DIR] [extra unitrain train arguments...]
+#   environment: UNITRAIN_TOY_SUITE (default .cache/toy_suite), UNITRAIN_DEMO_OUT
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${1:-"$root/build"}
+shift || true
 unitrain="$build_dir/bin/unitrain"
+export UNITRAIN_TOY_SUITE=${UNITRAIN_TOY_SUITE:-"$root/.cache/toy_suite"}
+out=${UNITRAIN_DEMO_OUT:-"$root/runs/unit_toy8-$(date +%Y%m%d-%H%M%S)"}
 
 echo "== plugins"
 "$unitrain" plugins
 echo
-echo "== validate experiments/smoke.json"
-"$unitrain" --plugin-dir "$build_dir/test_plugins/good" validate "$root/experiments/smoke.json" > "$build_dir/smoke.resolved.json"
-echo "resolved experiment written to $build_dir/smoke.resolved.json"
+if [[ ! -f "$UNITRAIN_TOY_SUITE/manifest.json" ]]; then
+  echo "== toy suite -> $UNITRAIN_TOY_SUITE"
+  "$unitrain" make-toy-suite "$UNITRAIN_TOY_SUITE" --seed 1 --images 2000 --text 4000
+else
+  echo "== toy suite: reusing $UNITRAIN_TOY_SUITE"
+fi
+echo
+echo "== train experiments/unit_toy8.json -> $out"
+"$unitrain" train "$root/experiments/unit_toy8.json" --out "$out" "$@" > /dev/null
+echo "final metrics: $out/eval.json; per-step log: $out/metrics.jsonl"

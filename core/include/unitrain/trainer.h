@@ -89,6 +89,10 @@ class Trainer {
   int64_t step() const;
   torch::nn::Module& model();
 
+  // A table of every task's headline metric (the first its evaluator reports) next to
+  // the chance level of a uniform guess (1 / number of labels; 0 for detection AP).
+  std::string eval_table(const EvalResult& result) const;
+
   // Loads model weights only (for `unitrain eval` / `predict`).
   void load_weights(const std::filesystem::path& checkpoint);
 

@@ -133,7 +133,9 @@ ojson write_visual_genome(const std::filesystem::path& dir, const std::vector<To
                                  {"annotations", file["annotations"].size()},
                                  {"per_category", label_counts(names)}};
   }
-  manifest["num_attributes"] = attribute_id - 1;
+  // The size of the attribute space, id 0 ("no attribute") included, as the
+  // vg_detection reader's and detr head's num_attributes expect (VG: 401).
+  manifest["num_attributes"] = attribute_id;
   return manifest;
 }
 

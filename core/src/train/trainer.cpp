@@ -371,11 +371,12 @@ struct Trainer::Impl {
     EvalResult last_eval;
 
     while (step < options.max_steps) {
-      // NOTE: gradients are dropped, not zeroed: parameters the step's task does not
-      // reach (other heads, unused encoders) then have none, and AdamW leaves them
-      // alone instead of moving them on stale momentum. Zeroed gradients would also
-      // break exact resume: a restored model starts without gradients.
-      model->zero_grad(/*set_to_none=*/true);
+      // Gradients are reset to undefined, not zero (PyTorch's set_to_none): AdamW then
+      // skips the parameters this step's task does not use, so a task's head and
+      // queries keep their own moment estimates and step count instead of decaying
+      // and drifting on every other task's steps. It also keeps resume exact: a restored
+      // model starts without gradients (Trainer.ResumeWithTwoTasksKeepsTheTaskSequence).
+      for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
       set_lr(step);
       std::map<std::string, double> named;
       double step_loss = 0;
@@ -469,6 +470,26 @@ EvalResult Trainer::evaluate(const std::string& split, int64_t max_batches) {
 const std::vector<Trainer::StepRecord>& Trainer::history() const { return impl_->history; }
 int64_t Trainer::step() const { return impl_->step; }
 torch::nn::Module& Trainer::model() { return *impl_->model; }
+
+std::string Trainer::eval_table(const EvalResult& result) const {
+  std::string table = fmt::format("{:<12} {:<14} {:>8} {:>8}\n", "task", "metric", "value", "chance");
+  for (const auto& t : impl_->tasks) {
+    if (!result.contains(t.name) || result[t.name].empty()) continue;
+    const auto& metrics = result[t.name];
+    const std::string metric = metrics.items().begin().key();
+    const LabelSpace labels = t.train->labels();
+    const double chance = labels.kind == "detection" || labels.names.empty()
+                              ? 0.0
+                              : 1.0 / static_cast<double>(labels.names.size());
+    table += fmt::format("{:<12} {:<14} {:>8.3f} {:>8.3f}\n", t.name, metric,
+                         metrics[metric].get<double>(), chance);
+    if (labels.kind == "detection" && metrics.contains("ap50") && metric != "ap50") {
+      table += fmt::format("{:<12} {:<14} {:>8.3f} {:>8.3f}\n", "", "ap50",
+                           metrics["ap50"].get<double>(), 0.0);
+    }
+  }
+  return table;
+}
 
 void Trainer::load_weights(const fs::path& checkpoint) {
   const fs::path file = find_checkpoint(checkpoint);

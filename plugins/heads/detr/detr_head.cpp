@@ -1,5 +1,6 @@
 #include "detr_head.h"
 
+#include <cmath>
 #include <algorithm>
 
 #include "unitrain/errors.h"
@@ -30,6 +31,7 @@ const char* const kDetrHeadDefaults = R"({
   "eos_coef": 0.1,
   "aux_loss": true,
   "one_to_many_repeats": 1,
+  "anchor_grid": false,
   "score_threshold": 0.0
 })";
 
@@ -54,6 +56,7 @@ DetrHeadOptions detr_head_options_from_json(const nlohmann::json& json, const st
       .eos_coef(get("eos_coef").get<double>())
       .aux_loss(get("aux_loss").get<bool>())
       .one_to_many_repeats(get("one_to_many_repeats").get<int64_t>())
+      .anchor_grid(get("anchor_grid").get<bool>())
       .score_threshold(get("score_threshold").get<double>());
   auto positive = [&](const char* key, int64_t value, int64_t minimum) {
     if (value < minimum) {
@@ -90,6 +93,7 @@ nlohmann::json to_json(const DetrHeadOptions& o) {
           {"eos_coef", o.eos_coef()},
           {"aux_loss", o.aux_loss()},
           {"one_to_many_repeats", o.one_to_many_repeats()},
+          {"anchor_grid", o.anchor_grid()},
           {"score_threshold", o.score_threshold()}};
 }
 
@@ -118,6 +122,17 @@ torch::Tensor DetrHeadImpl::attribute_logits(const torch::Tensor& hidden,
   return attribute_fc2_(torch::relu(attribute_fc1_(x)));
 }
 
+torch::Tensor DetrHeadImpl::anchor_logits(int64_t queries, const torch::TensorOptions& options) {
+  const auto grid = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(queries))));
+  auto q = torch::arange(queries, torch::dtype(torch::kFloat64));
+  auto cx = (torch::remainder(q, grid) + 0.5) / static_cast<double>(grid);
+  auto cy = (torch::floor(q / static_cast<double>(grid)) + 0.5) / static_cast<double>(grid);
+  auto centres = torch::stack({cx, cy}, -1);                   // [Q, 2] in (0, 1)
+  auto logits = torch::log(centres) - torch::log1p(-centres);  // inverse sigmoid
+  // Width and height keep their plain prediction (offset 0).
+  return torch::cat({logits, torch::zeros({queries, 2}, logits.options())}, -1).to(options);
+}
+
 HeadOutput DetrHeadImpl::run(const torch::Tensor& decoder_out, const Batch& batch, bool with_loss) {
   TORCH_CHECK(decoder_out.dim() == 4 && decoder_out.size(3) == options_.in_dim(),
               "detr head: expected decoder output [L, B, Q, ", options_.in_dim(), "], got ",
@@ -129,6 +144,7 @@ HeadOutput DetrHeadImpl::run(const torch::Tensor& decoder_out, const Batch& batc
     x = bbox_embed_[i]->as<torch::nn::Linear>()->forward(x);
     if (i + 1 < bbox_embed_->size()) x = torch::relu(x);
   }
+  if (options_.anchor_grid()) x = x + anchor_logits(decoder_out.size(2), x.options());
   auto boxes = x.sigmoid();  // [L, B, Q, 4] cxcywh
 
   HeadOutput out;

@@ -40,6 +40,13 @@ struct DetrHeadOptions {
   // many times (H-DETR style); 1 = off. The final layer stays one-to-one so that
   // predictions carry no duplicates. A convergence aid for small data.
   TORCH_ARG(int64_t, one_to_many_repeats) = 1;
+  // Anchor grid: query q predicts its box centre as an offset (in logit space) from a
+  // fixed reference point, the q-th cell centre of a ceil(sqrt(Q)) x ceil(sqrt(Q)) grid,
+  // instead of from the image centre. Queries then start spread over the image and each
+  // specializes in a region, which steadies Hungarian matching early in training (the
+  // idea of Anchor DETR / DAB-DETR's reference points, here on the output side only).
+  // A convergence aid for small data and short runs; off by default (plain DETR).
+  TORCH_ARG(bool, anchor_grid) = false;
   // predict() drops detections scoring below this.
   TORCH_ARG(double, score_threshold) = 0.0;
 };
@@ -83,6 +90,8 @@ class DetrHeadImpl : public Head {
                         const nn::HungarianMatcherOptions& matcher, bool with_attributes,
                         const std::string& suffix, std::map<std::string, torch::Tensor>& losses);
   void check_targets(const Batch& batch, int64_t batch_size) const;
+  // Inverse-sigmoid offsets [Q, 4] of the anchor grid's cell centres (cx, cy; 0 for w, h).
+  static torch::Tensor anchor_logits(int64_t queries, const torch::TensorOptions& options);
 
   DetrHeadOptions options_;
   torch::nn::Linear class_embed_{nullptr};
