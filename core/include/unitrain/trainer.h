@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "unitrain/batch.h"
 #include "unitrain/config.h"
 
 namespace unitrain {
@@ -57,6 +58,10 @@ struct TrainerConfig {
   std::filesystem::path run_dir;  // where everything is written
   bool resume = false;            // continue from run_dir's last checkpoint
   bool console = true;            // live progress line on stderr
+  // When set, training batches come from here instead of the data loaders: called with
+  // the drawn task once per micro-batch. For benchmarks and tests that feed fixed
+  // batches; checkpoints still record the (unused) loader positions.
+  std::function<Batch(const std::string& task)> batch_source;
 };
 
 // Per-task results of an evaluation: {task: {metric: value}}.

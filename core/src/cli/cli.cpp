@@ -33,6 +33,7 @@ int run_cli(int argc, char** argv) {
   add_validate_command(app, context);
   add_train_command(app, context);
   add_eval_command(app, context);
+  add_predict_command(app, context);
   add_model_command(app, context);
   add_export_command(app, context);
   add_tokenizer_command(app, context);

@@ -37,6 +37,7 @@ void add_plugins_command(CLI::App& app, CliContext& context);
 void add_validate_command(CLI::App& app, CliContext& context);
 void add_train_command(CLI::App& app, CliContext& context);
 void add_eval_command(CLI::App& app, CliContext& context);
+void add_predict_command(CLI::App& app, CliContext& context);
 void add_model_command(CLI::App& app, CliContext& context);
 void add_export_command(CLI::App& app, CliContext& context);
 void add_tokenizer_command(CLI::App& app, CliContext& context);

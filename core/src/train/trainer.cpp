@@ -374,7 +374,8 @@ struct Trainer::Impl {
       // Gradients are reset to undefined, not zero (PyTorch's set_to_none): AdamW then
       // skips the parameters this step's task does not use, so a task's head and
       // queries keep their own moment estimates and step count instead of decaying
-      // and drifting on every other task's steps.
+      // and drifting on every other task's steps. It also keeps resume exact: a restored
+      // model starts without gradients (Trainer.ResumeWithTwoTasksKeepsTheTaskSequence).
       for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
       set_lr(step);
       std::map<std::string, double> named;
@@ -382,7 +383,8 @@ struct Trainer::Impl {
       std::string task_name;
       for (int64_t micro = 0; micro < options.accumulate_steps; ++micro) {
         TaskData& t = tasks[scheduler->next(task_rng)];
-        std::optional<Batch> batch = t.loader->next();
+        std::optional<Batch> batch =
+            config.batch_source ? std::optional<Batch>(config.batch_source(t.name)) : t.loader->next();
         auto out = model->forward(t.name, *batch, /*with_loss=*/true);
         if (out.losses.empty()) {
           throw TrainingError(fmt::format("step {}: the head of task '{}' returned no loss", step, t.name));
