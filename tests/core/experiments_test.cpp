@@ -1,0 +1,46 @@
+// Every experiment shipped in experiments/ validates, and the full UniT configuration
+// builds with MMF's sizes.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+namespace unitrain {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string experiment(const std::string& name) {
+  return std::string(UNITRAIN_SOURCE_DIR) + "/experiments/" + name;
+}
+
+TEST(ShippedExperiments, AllValidate) {
+  std::vector<std::string> files = {"unit_toy8.json", "unit_8task.json"};
+  for (const auto& item : fs::directory_iterator(experiment("toy/single"))) {
+    files.push_back("toy/single/" + item.path().filename().string());
+  }
+  ASSERT_EQ(files.size(), 10u);
+  for (const auto& file : files) {
+    auto result = test::run_unitrain("validate " + experiment(file));
+    EXPECT_EQ(result.status, 0) << file << ": " << result.output;
+  }
+  auto smoke = test::run_unitrain("--plugin-dir " + test::fixture("good") + " validate " +
+                                  experiment("smoke.json"));
+  EXPECT_EQ(smoke.status, 0) << smoke.output;
+}
+
+TEST(ShippedExperiments, Unit8TaskHasMmfSizes) {
+  auto result = test::run_unitrain("model summary --json " + experiment("unit_8task.json"));
+  ASSERT_EQ(result.status, 0) << result.output;
+  auto summary = nlohmann::json::parse(result.output);
+  // ResNet-50 backbone (23,454,912, as torchvision without fc) + projection, 6-layer
+  // encoder and task token; BERT-base without pooler + projections; 6-layer d=768 decoder.
+  EXPECT_EQ(summary["components"]["encoders/image"], 32330176);
+  EXPECT_EQ(summary["components"]["encoders/text"], 110269440);
+  EXPECT_EQ(summary["components"]["decoder"], 47537664);
+  EXPECT_EQ(summary["components"].size(), 11u);
+  EXPECT_GT(summary["total"].get<int64_t>(), 200000000);
+}
+
+}  // namespace
+}  // namespace unitrain
