@@ -1,27 +1,13 @@
 #include "unit_decoder.h"
 
 #include "unitrain/errors.h"
+#include "unitrain/options.h"
 #include "unitrain/plugin.h"
 #include "unitrain_unit_decoder_readme.h"  // kReadme, generated from README.md
 
 namespace unitrain::decoders {
-namespace {
-
-std::string key_path(const std::string& where, const char* key) {
-  return where.empty() ? std::string(key) : where + "/" + key;
-}
-
-template <typename T>
-void read(const nlohmann::json& j, const std::string& where, const char* key, T& field) {
-  if (!j.contains(key)) return;
-  try {
-    field = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw ConfigError(key_path(where, key) + ": wrong type, got " + j.at(key).dump());
-  }
-}
-
-}  // namespace
+using options::key_path;
+using options::read;
 
 UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
                                                   const std::string& where) {

@@ -3,26 +3,15 @@
 #include <algorithm>
 
 #include "unitrain/errors.h"
+#include "unitrain/options.h"
 #include "unitrain/plugin.h"
 #include "unitrain_image_readme.h"  // kReadme, generated from README.md
 
 namespace unitrain::image {
 namespace {
 
-std::string key_path(const std::string& where, const char* key) {
-  return where.empty() ? std::string(key) : where + "/" + key;
-}
-
-// Reads j[key] into `field` when present; ConfigError on a JSON type mismatch.
-template <typename T>
-void read(const nlohmann::json& j, const std::string& where, const char* key, T& field) {
-  if (!j.contains(key)) return;
-  try {
-    field = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw ConfigError(key_path(where, key) + ": wrong type, got " + j.at(key).dump());
-  }
-}
+using options::key_path;
+using options::read;
 
 int64_t stage_index(const std::string& return_layer, const std::string& where) {
   for (int64_t i = 1; i <= 4; ++i) {

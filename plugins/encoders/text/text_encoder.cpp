@@ -1,6 +1,7 @@
 #include "text_encoder.h"
 
 #include "unitrain/errors.h"
+#include "unitrain/options.h"
 #include "unitrain/plugin.h"
 #include "unitrain/tokenizer.h"
 #include "unitrain_text_readme.h"  // kReadme, generated from README.md
@@ -8,19 +9,8 @@
 namespace unitrain::text {
 namespace {
 
-std::string key_path(const std::string& where, const char* key) {
-  return where.empty() ? std::string(key) : where + "/" + key;
-}
-
-template <typename T>
-void read(const nlohmann::json& j, const std::string& where, const char* key, T& field) {
-  if (!j.contains(key)) return;
-  try {
-    field = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw ConfigError(key_path(where, key) + ": wrong type, got " + j.at(key).dump());
-  }
-}
+using options::key_path;
+using options::read;
 
 void require_positive(int64_t value, const std::string& where, const char* key) {
   if (value < 1) {
