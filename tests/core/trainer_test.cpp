@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <sstream>
 
@@ -411,6 +412,46 @@ TEST(Trainer, RunFolderFiles) {
   EXPECT_EQ(json::parse(test::read_file(run / "eval.json")), result);
   EXPECT_EQ(json::parse(test::read_file(run / "experiment.resolved.json")), e.json);
   EXPECT_FALSE(fs::exists(run / "checkpoints/last.pt.tmp"));
+}
+
+// Per-task throughput counts every update of its task (history agrees), its samples at
+// that task's batch size, and writes the same to throughput.json.
+TEST(Trainer, ThroughputPerTask) {
+  test::TempDir dir;
+  json j = two_task_experiment();
+  j["training"]["max_steps"] = 30;
+  j["training"]["accumulate_steps"] = 1;
+  const Experiment e = experiment(dir, j);
+  Trainer trainer(e, registry(), quiet(dir / "run"));
+  trainer.train();
+  const json t = trainer.throughput();
+  std::map<std::string, int64_t> updates;
+  for (const auto& record : trainer.history()) ++updates[record.task];
+  ASSERT_EQ(updates.size(), 2u);
+  double share = 0;
+  for (const auto& [task, n] : updates) {
+    SCOPED_TRACE(task);
+    const json& row = t.at(task);
+    EXPECT_EQ(row.at("steps"), n);
+    EXPECT_EQ(row.at("samples"), n * (task == "majority" ? 16 : 8));
+    EXPECT_DOUBLE_EQ(row.at("share").get<double>(), n / 30.0);
+    EXPECT_GT(row.at("seconds").get<double>(), 0.0);
+    EXPECT_NEAR(row.at("it_per_s").get<double>(), n / row.at("seconds").get<double>(), 1e-9);
+    EXPECT_NEAR(row.at("samples_per_s").get<double>(),
+                row.at("samples").get<double>() / row.at("seconds").get<double>(), 1e-9);
+    share += row.at("share").get<double>();
+  }
+  EXPECT_DOUBLE_EQ(share, 1.0);
+  EXPECT_EQ(t.at("all").at("steps"), 30);
+  EXPECT_NEAR(t.at("all").at("seconds").get<double>(),
+              t.at("majority").at("seconds").get<double>() +
+                  t.at("majority_long").at("seconds").get<double>(),
+              1e-9);
+  EXPECT_EQ(json::parse(test::read_file(dir / "run/throughput.json")), t);
+
+  const std::string table = trainer.throughput_table();
+  EXPECT_NE(table.find("majority_long"), std::string::npos) << table;
+  EXPECT_NE(table.find("\nall "), std::string::npos) << table;
 }
 
 class TrainedRun : public ::testing::Test {

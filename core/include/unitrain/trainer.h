@@ -93,6 +93,15 @@ class Trainer {
   // the chance level of a uniform guess (1 / number of labels; 0 for detection AP).
   std::string eval_table(const EvalResult& result) const;
 
+  // Training throughput of this process per task, from the optimizer updates whose
+  // batch came from it: {task: {steps, share, samples, seconds, it_per_s,
+  // samples_per_s}} plus "all"; seconds cover fetching the batch, forward, backward,
+  // clipping and the update (evaluation and checkpoints excluded). train() also writes
+  // it to RUN_DIR/throughput.json. Counters start at zero in a resumed process.
+  nlohmann::json throughput() const;
+  // The same as a table, one row per task and one for all.
+  std::string throughput_table() const;
+
   // Loads model weights only (for `unitrain eval` / `predict`).
   void load_weights(const std::filesystem::path& checkpoint);
 

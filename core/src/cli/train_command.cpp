@@ -47,7 +47,7 @@ void add_train_command(CLI::App& app, CliContext& context) {
     std::cerr << fmt::format("run folder: {}\n", config.run_dir.string());
     Trainer trainer(experiment, Registry::global(), config);
     EvalResult result = trainer.train();
-    std::cerr << "\n" << trainer.eval_table(result);
+    std::cerr << "\n" << trainer.throughput_table() << "\n" << trainer.eval_table(result);
     std::cout << result.dump(2) << "\n";
   });
 }

@@ -43,6 +43,12 @@ struct TaskData {
   std::shared_ptr<const Dataset> train;
   std::unique_ptr<data::DataLoader> loader;
   double last_loss = NAN;
+  // Throughput of this process (not restored on resume): optimizer updates whose last
+  // micro-batch came from this task, samples of every micro-batch, and the wall time of
+  // fetching, forward, backward, clipping and the update.
+  int64_t steps = 0;
+  int64_t samples = 0;
+  double seconds = 0;
 };
 
 // Writes `text` to `file` through a temporary file and a rename (atomic on POSIX).
@@ -381,6 +387,13 @@ struct Trainer::Impl {
       std::map<std::string, double> named;
       double step_loss = 0;
       std::string task_name;
+      TaskData* last_task = nullptr;
+      auto mark = Clock::now();
+      auto charge = [&mark](TaskData& t) {
+        const auto now = Clock::now();
+        t.seconds += std::chrono::duration<double>(now - mark).count();
+        mark = now;
+      };
       for (int64_t micro = 0; micro < options.accumulate_steps; ++micro) {
         TaskData& t = tasks[scheduler->next(task_rng)];
         std::optional<Batch> batch =
@@ -406,9 +419,14 @@ struct Trainer::Impl {
         t.last_loss = value;
         task_name = t.name;
         window_samples += batch->size;
+        t.samples += batch->size;
+        charge(t);
+        last_task = &t;
       }
       clip_grad_norm(parameters, options.clip_grad_norm);
       optimizer->step();
+      charge(*last_task);
+      ++last_task->steps;
       history.push_back({step, task_name, step_loss});
       ++step;
 
@@ -436,7 +454,33 @@ struct Trainer::Impl {
     last_eval = evaluate("", options.eval_max_batches);
     log_json({{"step", step}, {"eval", last_eval}});
     write_text(config.run_dir / "eval.json", last_eval.dump(2) + "\n");
+    write_text(config.run_dir / "throughput.json", throughput().dump(2) + "\n");
     return last_eval;
+  }
+
+  // {task: {steps, share, samples, seconds, it_per_s, samples_per_s}} for the updates of
+  // this process, plus "all" for every task together (training time only, evaluation
+  // and checkpoints excluded).
+  json throughput() const {
+    json out = json::object();
+    int64_t steps = 0, samples = 0;
+    double seconds = 0;
+    for (const auto& t : tasks) {
+      steps += t.steps;
+      samples += t.samples;
+      seconds += t.seconds;
+    }
+    auto entry = [steps](int64_t n, int64_t s, double sec) {
+      return json{{"steps", n},
+                  {"share", steps > 0 ? static_cast<double>(n) / static_cast<double>(steps) : 0.0},
+                  {"samples", s},
+                  {"seconds", sec},
+                  {"it_per_s", sec > 0 ? static_cast<double>(n) / sec : 0.0},
+                  {"samples_per_s", sec > 0 ? static_cast<double>(s) / sec : 0.0}};
+    };
+    for (const auto& t : tasks) out[t.name] = entry(t.steps, t.samples, t.seconds);
+    out["all"] = entry(steps, samples, seconds);
+    return out;
   }
 
   void print_progress(bool tty, Clock::time_point started, int64_t first_step) {
@@ -470,6 +514,23 @@ EvalResult Trainer::evaluate(const std::string& split, int64_t max_batches) {
 const std::vector<Trainer::StepRecord>& Trainer::history() const { return impl_->history; }
 int64_t Trainer::step() const { return impl_->step; }
 torch::nn::Module& Trainer::model() { return *impl_->model; }
+
+nlohmann::json Trainer::throughput() const { return impl_->throughput(); }
+
+std::string Trainer::throughput_table() const {
+  const json t = impl_->throughput();
+  std::string table = fmt::format("{:<12} {:>7} {:>7} {:>9} {:>10} {:>8}\n", "task", "steps",
+                                  "share", "it/s", "samples/s", "seconds");
+  auto row = [&table](const std::string& name, const json& v) {
+    table += fmt::format("{:<12} {:>7} {:>7.3f} {:>9.2f} {:>10.1f} {:>8.1f}\n", name,
+                         v.at("steps").get<int64_t>(), v.at("share").get<double>(),
+                         v.at("it_per_s").get<double>(), v.at("samples_per_s").get<double>(),
+                         v.at("seconds").get<double>());
+  };
+  for (const auto& task : impl_->tasks) row(task.name, t.at(task.name));
+  row("all", t.at("all"));
+  return table;
+}
 
 std::string Trainer::eval_table(const EvalResult& result) const {
   std::string table = fmt::format("{:<12} {:<14} {:>8} {:>8}\n", "task", "metric", "value", "chance");
