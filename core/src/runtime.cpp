@@ -1,6 +1,12 @@
 #include "unitrain/runtime.h"
 
+#include <cstdlib>
+#include <cstring>
 #include <thread>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <fmt/format.h>
 
@@ -12,6 +18,18 @@ namespace unitrain {
 void configure_threads(int64_t threads) {
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
   torch::set_num_threads(static_cast<int>(threads));
+}
+
+void tune_allocator() {
+#if defined(__GLIBC__)
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  const bool user_set = (tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr) ||
+                        std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr ||
+                        std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr;
+  if (user_set) return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's upper bound on 64-bit
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
 }
 
 torch::Device parse_device(const std::string& text, const std::string& where) {

@@ -40,6 +40,7 @@ int run_cli(int argc, char** argv) {
   add_data_command(app, context);
   add_toy_command(app, context);
 
+  tune_allocator();
   try {
     configure_threads(0);
     app.parse(argc, argv);
