@@ -33,15 +33,7 @@ const char* kValid = R"({
   "tasks": {"vqa2": {"dataset": {"type": "test_dataset"}, "encoders": ["text"]}}
 })";
 
-std::string config_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ConfigError";
-  return "";
-}
+std::string config_error(const std::function<void()>& f) { return test::error_of<ConfigError>(f); }
 
 std::string validate_error(const std::filesystem::path& file,
                            const std::vector<std::string>& overrides = {}) {

@@ -24,6 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using ::testing::HasSubstr;
+using test::error_of;
 
 Registry& registry() {
   static Registry* registry = [] {
@@ -98,17 +99,6 @@ std::vector<json> read_jsonl(const fs::path& file) {
   std::ifstream in(file);
   for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
   return lines;
-}
-
-template <typename E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
 }
 
 // --- learning ----------------------------------------------------------------------

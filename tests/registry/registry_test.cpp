@@ -14,22 +14,12 @@ namespace {
 
 using ::testing::HasSubstr;
 using test::fixture;
+using test::error_of;
 
 std::string lib(const std::string& folder, const std::string& name) {
   return fixture(folder) + "/lib" + name + ".so";
 }
 std::string good_lib() { return lib("good", "unitrain_test_plugins"); }
-
-template <typename E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
 
 TEST(Registry, LoadsEveryKindFromOneLibrary) {
   Registry registry;

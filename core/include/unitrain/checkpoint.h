@@ -60,6 +60,13 @@ void write_model_state(torch::serialize::OutputArchive& archive, const torch::nn
 // Loads the "model" state of an archive into `model` (CheckpointError on mismatch).
 void read_model_state(torch::serialize::InputArchive& archive, torch::nn::Module& model,
                       const std::string& where);
+// Opens a checkpoint file written by the trainer; CheckpointError "FILE: not a readable
+// checkpoint (truncated or not a torch archive): ..." when torch cannot read it.
+torch::serialize::InputArchive open_checkpoint(const std::filesystem::path& file);
+// find_checkpoint(run_or_checkpoint), then its "model" state into `model` (the other
+// entries, e.g. optimizer state, are ignored). Returns the file read.
+std::filesystem::path load_model_weights(const std::filesystem::path& run_or_checkpoint,
+                                         torch::nn::Module& model);
 // The resolved experiment stored in a checkpoint archive.
 nlohmann::json read_checkpoint_experiment(torch::serialize::InputArchive& archive,
                                           const std::string& where);

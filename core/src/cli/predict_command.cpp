@@ -207,17 +207,7 @@ ojson predict(const CliContext& context, const PredictArgs& args) {
 
   // Weights come from the checkpoint: init_from files are not read.
   UnitModel model(experiment, registry_factory(Registry::global()), /*load_init_from=*/false);
-  const fs::path checkpoint = find_checkpoint(args.checkpoint);
-  {
-    torch::serialize::InputArchive archive;
-    try {
-      archive.load_from(checkpoint.string());
-    } catch (const c10::Error& e) {
-      throw CheckpointError(fmt::format("{}: not a readable checkpoint (truncated or not a torch "
-                                        "archive): {}", checkpoint.string(), e.what_without_backtrace()));
-    }
-    read_model_state(archive, *model, checkpoint.string());
-  }
+  const fs::path checkpoint = load_model_weights(args.checkpoint, *model);
   model->to(device);
   model->eval();
 

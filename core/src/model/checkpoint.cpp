@@ -230,6 +230,24 @@ json read_checkpoint_experiment(torch::serialize::InputArchive& archive, const s
   }
 }
 
+torch::serialize::InputArchive open_checkpoint(const fs::path& file) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file.string());
+  } catch (const c10::Error& e) {
+    throw CheckpointError(fmt::format("{}: not a readable checkpoint (truncated or not a torch "
+                                      "archive): {}", file.string(), e.what_without_backtrace()));
+  }
+  return archive;
+}
+
+fs::path load_model_weights(const fs::path& run_or_checkpoint, torch::nn::Module& model) {
+  const fs::path file = find_checkpoint(run_or_checkpoint);
+  torch::serialize::InputArchive archive = open_checkpoint(file);
+  read_model_state(archive, model, file.string());
+  return file;
+}
+
 fs::path find_checkpoint(const fs::path& run_or_checkpoint) {
   if (fs::is_regular_file(run_or_checkpoint)) return run_or_checkpoint;
   if (!fs::is_directory(run_or_checkpoint)) {

@@ -280,13 +280,7 @@ struct Trainer::Impl {
 
   std::vector<data::LoaderState> restore(const fs::path& file) {
     const std::string where = file.string();
-    torch::serialize::InputArchive archive;
-    try {
-      archive.load_from(file.string());
-    } catch (const c10::Error& e) {
-      throw CheckpointError(fmt::format("{}: not a readable checkpoint (truncated or not a torch "
-                                        "archive): {}", where, e.what_without_backtrace()));
-    }
+    torch::serialize::InputArchive archive = open_checkpoint(file);
     read_model_state(archive, *model, where);
     c10::IValue state_text;
     if (!archive.try_read(kTrainerStateKey, state_text) || !state_text.isString()) {
@@ -553,15 +547,7 @@ std::string Trainer::eval_table(const EvalResult& result) const {
 }
 
 void Trainer::load_weights(const fs::path& checkpoint) {
-  const fs::path file = find_checkpoint(checkpoint);
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(file.string());
-  } catch (const c10::Error& e) {
-    throw CheckpointError(fmt::format("{}: not a readable checkpoint (truncated or not a torch "
-                                      "archive): {}", file.string(), e.what_without_backtrace()));
-  }
-  read_model_state(archive, *impl_->model, file.string());
+  load_model_weights(checkpoint, *impl_->model);
 }
 
 }  // namespace unitrain
