@@ -14,12 +14,9 @@ out=${UNITRAIN_DEMO_OUT:-"$root/runs/unit_toy8-$(date +%Y%m%d-%H%M%S)"}
 echo "== plugins"
 "$unitrain" plugins
 echo
-if [[ ! -f "$UNITRAIN_TOY_SUITE/manifest.json" ]]; then
-  echo "== toy suite -> $UNITRAIN_TOY_SUITE"
-  "$unitrain" make-toy-suite "$UNITRAIN_TOY_SUITE" --seed 1 --images 2000 --text 4000
-else
-  echo "== toy suite: reusing $UNITRAIN_TOY_SUITE"
-fi
+echo "== toy suite -> $UNITRAIN_TOY_SUITE"
+# Written once; rewritten only when its options or the generator changed.
+"$unitrain" make-toy-suite "$UNITRAIN_TOY_SUITE" --reuse --seed 1 --images 2000 --text 4000
 echo
 echo "== train experiments/unit_toy8.json -> $out"
 "$unitrain" train "$root/experiments/unit_toy8.json" --out "$out" "$@" > /dev/null

@@ -372,6 +372,28 @@ TEST_F(ToySuiteTest, ManifestListsEveryDataset) {
   EXPECT_TRUE(fs::exists(dir() / "README.md"));
 }
 
+TEST_F(ToySuiteTest, IsCurrentOnlyForTheSameOptionsAndVersion) {
+  EXPECT_TRUE(toy_suite_is_current(dir(), options_));
+  ToySuiteOptions other = options_;
+  other.questions_per_image += 1;
+  EXPECT_FALSE(toy_suite_is_current(dir(), other));
+  other = options_;
+  other.val_fraction = 0.25;
+  EXPECT_FALSE(toy_suite_is_current(dir(), other));
+  EXPECT_FALSE(toy_suite_is_current(root_ / "missing", options_));
+
+  // An older generator's manifest, or a broken one, is not current.
+  const fs::path old = root_ / "old";
+  fs::create_directories(old);
+  json manifest = read_json(dir() / "manifest.json");
+  EXPECT_EQ(manifest.at("version"), kToySuiteVersion);
+  manifest["version"] = kToySuiteVersion - 1;
+  std::ofstream(old / "manifest.json") << manifest.dump();
+  EXPECT_FALSE(toy_suite_is_current(old, options_));
+  std::ofstream(old / "manifest.json") << "{ not json";
+  EXPECT_FALSE(toy_suite_is_current(old, options_));
+}
+
 TEST(ToySuiteOptions, InvalidOptionsNameTheProblem) {
   ToySuiteOptions options;
   options.images = 1;
@@ -384,9 +406,6 @@ TEST(ToySuiteOptions, InvalidOptionsNameTheProblem) {
   }
   EXPECT_FALSE(fs::exists(fs::temp_directory_path() / "unitrain_toy_never_written"));
 }
-
-// TODO: once the dataset plugins (coco_detection, vg_detection, vqa2, snli_ve, glue) are
-// built on main, read every toy file through its plugin here.
 
 }  // namespace
 }  // namespace unitrain::toy

@@ -387,6 +387,7 @@ TEST(Trainer, RunFolderFiles) {
     EXPECT_TRUE(line["loss"].is_number_float());
     EXPECT_TRUE(line["loss_ce"].is_number_float());
     EXPECT_GT(line["samples_per_s"].get<double>(), 0.0);
+    EXPECT_GT(line["grad_norm"].get<double>(), 0.0);
     EXPECT_NEAR(line["lr"].get<double>(), 1e-2 * lr_factor(training_options_from_json(
                                                                 e.json["training"], e),
                                                             line["step"].get<int64_t>() - 1),

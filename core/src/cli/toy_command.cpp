@@ -13,6 +13,7 @@ void add_toy_command(CLI::App& app, CliContext& /*context*/) {
   struct Args {
     std::string dir;
     toy::ToySuiteOptions options;
+    bool reuse = false;
   };
   auto args = std::make_shared<Args>();
   CLI::App* command = app.add_subcommand(
@@ -33,7 +34,15 @@ void add_toy_command(CLI::App& app, CliContext& /*context*/) {
   command->add_option("--questions", args->options.questions_per_image,
                       "VQAv2 questions per image")
       ->capture_default_str();
+  command->add_flag("--reuse", args->reuse,
+                    "Leave DIR as it is when its manifest.json records these options and this "
+                    "generator version (a cache); otherwise write the suite");
   command->callback([args] {
+    if (args->reuse && toy::toy_suite_is_current(args->dir, args->options)) {
+      std::cout << fmt::format("reusing the toy suite in {} (same options and generator version)\n",
+                               args->dir);
+      return;
+    }
     const auto start = std::chrono::steady_clock::now();
     const auto manifest = toy::make_toy_suite(args->dir, args->options);
     const double seconds =

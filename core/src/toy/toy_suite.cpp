@@ -2,6 +2,8 @@
 // then writes vocab.txt (every collected word), manifest.json and README.md.
 #include "unitrain/toy/toy_suite.h"
 
+#include <fstream>
+
 #include <fmt/format.h>
 
 #include "toy/toy_internal.h"
@@ -33,6 +35,16 @@ void check_options(const ToySuiteOptions& o) {
   if (o.jpeg_quality < 1 || o.jpeg_quality > 100) {
     fail(fmt::format("jpeg_quality is {}, expected 1..100", o.jpeg_quality));
   }
+}
+
+nlohmann::ordered_json options_json(const ToySuiteOptions& options) {
+  return {{"seed", options.seed},
+          {"images", options.images},
+          {"text_examples", options.text_examples},
+          {"image_size", options.image_size},
+          {"val_fraction", options.val_fraction},
+          {"questions_per_image", options.questions_per_image},
+          {"jpeg_quality", options.jpeg_quality}};
 }
 
 std::string vocabulary(const WordCollector& words) {
@@ -84,14 +96,8 @@ nlohmann::ordered_json make_toy_suite(const std::filesystem::path& dir,
   WordCollector words;
   nlohmann::ordered_json manifest = {
       {"generator", "unitrain make-toy-suite"},
-      {"options",
-       {{"seed", options.seed},
-        {"images", options.images},
-        {"text_examples", options.text_examples},
-        {"image_size", options.image_size},
-        {"val_fraction", options.val_fraction},
-        {"questions_per_image", options.questions_per_image},
-        {"jpeg_quality", options.jpeg_quality}}},
+      {"version", kToySuiteVersion},
+      {"options", options_json(options)},
       {"vocab", "vocab.txt"},
       {"datasets", nlohmann::ordered_json::object()}};
   auto& datasets = manifest["datasets"];
@@ -107,6 +113,15 @@ nlohmann::ordered_json make_toy_suite(const std::filesystem::path& dir,
   write_file(dir, "manifest.json", manifest.dump(2) + "\n");
   write_file(dir, "README.md", kReadme);
   return manifest;
+}
+
+bool toy_suite_is_current(const std::filesystem::path& dir, const ToySuiteOptions& options) {
+  std::ifstream in(dir / "manifest.json", std::ios::binary);
+  if (!in) return false;
+  const nlohmann::json manifest = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!manifest.is_object()) return false;
+  return manifest.value("version", nlohmann::json()) == kToySuiteVersion &&
+         manifest.value("options", nlohmann::json()) == nlohmann::json(options_json(options));
 }
 
 }  // namespace unitrain::toy

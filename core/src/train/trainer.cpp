@@ -417,7 +417,7 @@ struct Trainer::Impl {
         charge(t);
         last_task = &t;
       }
-      clip_grad_norm(parameters, options.clip_grad_norm);
+      const double grad_norm = clip_grad_norm(parameters, options.clip_grad_norm);
       optimizer->step();
       charge(*last_task);
       ++last_task->steps;
@@ -426,7 +426,9 @@ struct Trainer::Impl {
 
       if (step % options.log_every == 0 || step == options.max_steps) {
         const double elapsed = std::chrono::duration<double>(Clock::now() - window_start).count();
+        // grad_norm: this step's global gradient norm before clipping (loss weight included).
         json line = {{"step", step}, {"task", task_name}, {"loss", step_loss}, {"lr", current_lr()},
+                     {"grad_norm", grad_norm},
                      {"samples_per_s", elapsed > 0 ? window_samples / elapsed : 0.0}};
         for (const auto& [name, v] : named) line[name] = v;
         log_json(line);

@@ -40,4 +40,14 @@ struct ToySuiteOptions {
 nlohmann::ordered_json make_toy_suite(const std::filesystem::path& dir,
                                       const ToySuiteOptions& options);
 
+// Raised whenever the generator writes different files for the same options; recorded
+// in manifest.json as "version".
+inline constexpr int kToySuiteVersion = 2;
+
+// True when dir/manifest.json exists and records this generator version and exactly
+// these options, i.e. make_toy_suite(dir, options) would write what is there (files
+// edited by hand afterwards are not detected). A missing or unreadable manifest, an
+// older version or other options give false.
+bool toy_suite_is_current(const std::filesystem::path& dir, const ToySuiteOptions& options);
+
 }  // namespace unitrain::toy
