@@ -430,6 +430,15 @@ TEST(Trainer, ThroughputPerTask) {
     EXPECT_NEAR(row.at("it_per_s").get<double>(), n / row.at("seconds").get<double>(), 1e-9);
     EXPECT_NEAR(row.at("samples_per_s").get<double>(),
                 row.at("samples").get<double>() / row.at("seconds").get<double>(), 1e-9);
+    const json& phases = row.at("phases");
+    double phase_sum = 0;
+    for (const char* phase : {"data", "forward", "backward", "update"}) {
+      EXPECT_GE(phases.at(phase).get<double>(), 0.0) << task << " " << phase;
+      phase_sum += phases.at(phase).get<double>();
+    }
+    EXPECT_GT(phases.at("forward").get<double>(), 0.0) << task;
+    EXPECT_GT(phases.at("update").get<double>(), 0.0) << task;
+    EXPECT_NEAR(phase_sum, row.at("seconds").get<double>(), 1e-9) << task;
     share += row.at("share").get<double>();
   }
   EXPECT_DOUBLE_EQ(share, 1.0);

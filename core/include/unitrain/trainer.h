@@ -95,9 +95,12 @@ class Trainer {
 
   // Training throughput of this process per task, from the optimizer updates whose
   // batch came from it: {task: {steps, share, samples, seconds, it_per_s,
-  // samples_per_s}} plus "all"; seconds cover fetching the batch, forward, backward,
-  // clipping and the update (evaluation and checkpoints excluded). train() also writes
-  // it to RUN_DIR/throughput.json. Counters start at zero in a resumed process.
+  // samples_per_s, phases: {data, forward, backward, update}}} plus "all"; seconds cover
+  // waiting for the batch, forward with the loss, backward, clipping and the update
+  // (evaluation and checkpoints excluded) and `phases` splits them (seconds each; on CUDA
+  // the split is approximate: kernels run asynchronously until the loss and the
+  // gradient norm are read). train() also writes it to RUN_DIR/throughput.json.
+  // Counters start at zero in a resumed process.
   nlohmann::json throughput() const;
   // The same as a table, one row per task and one for all.
   std::string throughput_table() const;

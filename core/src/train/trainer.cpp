@@ -46,9 +46,12 @@ struct TaskData {
   // Throughput of this process (not restored on resume): optimizer updates whose last
   // micro-batch came from this task, samples of every micro-batch, and the wall time of
   // fetching, forward, backward, clipping and the update.
+  // `seconds` is split into the phases of a step: waiting for the batch (data), forward
+  // with the loss (forward), backward, and clipping + optimizer step (update).
   int64_t steps = 0;
   int64_t samples = 0;
   double seconds = 0;
+  double data_s = 0, forward_s = 0, backward_s = 0, update_s = 0;
 };
 
 // Writes `text` to `file` through a temporary file and a rename (atomic on POSIX).
@@ -382,16 +385,20 @@ struct Trainer::Impl {
       double step_loss = 0;
       std::string task_name;
       TaskData* last_task = nullptr;
+      // Seconds since the previous lap, added to the task's total and to one phase.
       auto mark = Clock::now();
-      auto charge = [&mark](TaskData& t) {
+      auto lap = [&mark](TaskData& t, double TaskData::*phase) {
         const auto now = Clock::now();
-        t.seconds += std::chrono::duration<double>(now - mark).count();
+        const double seconds = std::chrono::duration<double>(now - mark).count();
+        t.seconds += seconds;
+        t.*phase += seconds;
         mark = now;
       };
       for (int64_t micro = 0; micro < options.accumulate_steps; ++micro) {
         TaskData& t = tasks[scheduler->next(task_rng)];
         std::optional<Batch> batch =
             config.batch_source ? std::optional<Batch>(config.batch_source(t.name)) : t.loader->next();
+        lap(t, &TaskData::data_s);
         auto out = model->forward(t.name, *batch, /*with_loss=*/true);
         if (out.losses.empty()) {
           throw TrainingError(fmt::format("step {}: the head of task '{}' returned no loss", step, t.name));
@@ -399,6 +406,7 @@ struct Trainer::Impl {
         torch::Tensor loss = torch::zeros({}, out.losses.begin()->second.options());
         for (const auto& [name, value] : out.losses) loss = loss + value;
         const double value = loss.item<double>();
+        lap(t, &TaskData::forward_s);
         if (!std::isfinite(value)) {
           std::string parts;
           for (const auto& [name, v] : out.losses) parts += fmt::format(" {}={}", name, v.item<double>());
@@ -414,12 +422,12 @@ struct Trainer::Impl {
         task_name = t.name;
         window_samples += batch->size;
         t.samples += batch->size;
-        charge(t);
+        lap(t, &TaskData::backward_s);
         last_task = &t;
       }
       const double grad_norm = clip_grad_norm(parameters, options.clip_grad_norm);
       optimizer->step();
-      charge(*last_task);
+      lap(*last_task, &TaskData::update_s);
       ++last_task->steps;
       history.push_back({step, task_name, step_loss});
       ++step;
@@ -454,28 +462,37 @@ struct Trainer::Impl {
     return last_eval;
   }
 
-  // {task: {steps, share, samples, seconds, it_per_s, samples_per_s}} for the updates of
-  // this process, plus "all" for every task together (training time only, evaluation
-  // and checkpoints excluded).
+  // {task: {steps, share, samples, seconds, it_per_s, samples_per_s, phases}} for the
+  // updates of this process, plus "all" for every task together (training time only,
+  // evaluation and checkpoints excluded).
   json throughput() const {
     json out = json::object();
-    int64_t steps = 0, samples = 0;
-    double seconds = 0;
+    TaskData all;
     for (const auto& t : tasks) {
-      steps += t.steps;
-      samples += t.samples;
-      seconds += t.seconds;
+      all.steps += t.steps;
+      all.samples += t.samples;
+      all.seconds += t.seconds;
+      all.data_s += t.data_s;
+      all.forward_s += t.forward_s;
+      all.backward_s += t.backward_s;
+      all.update_s += t.update_s;
     }
-    auto entry = [steps](int64_t n, int64_t s, double sec) {
-      return json{{"steps", n},
-                  {"share", steps > 0 ? static_cast<double>(n) / static_cast<double>(steps) : 0.0},
-                  {"samples", s},
+    auto entry = [&all](const TaskData& t) {
+      const double n = static_cast<double>(t.steps), sec = t.seconds;
+      return json{{"steps", t.steps},
+                  {"share", all.steps > 0 ? n / static_cast<double>(all.steps) : 0.0},
+                  {"samples", t.samples},
                   {"seconds", sec},
-                  {"it_per_s", sec > 0 ? static_cast<double>(n) / sec : 0.0},
-                  {"samples_per_s", sec > 0 ? static_cast<double>(s) / sec : 0.0}};
+                  {"it_per_s", sec > 0 ? n / sec : 0.0},
+                  {"samples_per_s", sec > 0 ? static_cast<double>(t.samples) / sec : 0.0},
+                  {"phases",
+                   {{"data", t.data_s},
+                    {"forward", t.forward_s},
+                    {"backward", t.backward_s},
+                    {"update", t.update_s}}}};
     };
-    for (const auto& t : tasks) out[t.name] = entry(t.steps, t.samples, t.seconds);
-    out["all"] = entry(steps, samples, seconds);
+    for (const auto& t : tasks) out[t.name] = entry(t);
+    out["all"] = entry(all);
     return out;
   }
 
@@ -515,13 +532,22 @@ nlohmann::json Trainer::throughput() const { return impl_->throughput(); }
 
 std::string Trainer::throughput_table() const {
   const json t = impl_->throughput();
-  std::string table = fmt::format("{:<12} {:>7} {:>7} {:>9} {:>10} {:>8}\n", "task", "steps",
-                                  "share", "it/s", "samples/s", "seconds");
+  // The phase columns are milliseconds per update (a step's data, forward, backward and
+  // clip + optimizer time).
+  std::string table =
+      fmt::format("{:<12} {:>7} {:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}\n", "task",
+                  "steps", "share", "it/s", "samples/s", "seconds", "data ms", "fwd ms",
+                  "bwd ms", "upd ms");
   auto row = [&table](const std::string& name, const json& v) {
-    table += fmt::format("{:<12} {:>7} {:>7.3f} {:>9.2f} {:>10.1f} {:>8.1f}\n", name,
-                         v.at("steps").get<int64_t>(), v.at("share").get<double>(),
-                         v.at("it_per_s").get<double>(), v.at("samples_per_s").get<double>(),
-                         v.at("seconds").get<double>());
+    const double steps = static_cast<double>(v.at("steps").get<int64_t>());
+    auto ms = [&](const char* phase) {
+      return steps > 0 ? 1000.0 * v.at("phases").at(phase).get<double>() / steps : 0.0;
+    };
+    table += fmt::format(
+        "{:<12} {:>7} {:>7.3f} {:>9.2f} {:>10.1f} {:>8.1f} {:>8.1f} {:>8.1f} {:>8.1f} {:>8.1f}\n",
+        name, v.at("steps").get<int64_t>(), v.at("share").get<double>(),
+        v.at("it_per_s").get<double>(), v.at("samples_per_s").get<double>(),
+        v.at("seconds").get<double>(), ms("data"), ms("forward"), ms("backward"), ms("update"));
   };
   for (const auto& task : impl_->tasks) row(task.name, t.at(task.name));
   row("all", t.at("all"));
