@@ -19,7 +19,8 @@ const char* const kMlpClassifierDefaults = R"({
   "num_labels": 2,
   "loss": "cross_entropy",
   "dropout": 0.1,
-  "layer_norm_eps": 1e-12
+  "layer_norm_eps": 1e-12,
+  "pool": "first"
 })";
 
 MlpClassifierOptions mlp_classifier_options_from_json(const nlohmann::json& json,
@@ -33,7 +34,8 @@ MlpClassifierOptions mlp_classifier_options_from_json(const nlohmann::json& json
       .hidden_dim(get("hidden_dim").get<int64_t>())
       .loss(get("loss").get<std::string>())
       .dropout(get("dropout").get<double>())
-      .layer_norm_eps(get("layer_norm_eps").get<double>());
+      .layer_norm_eps(get("layer_norm_eps").get<double>())
+      .pool(get("pool").get<std::string>());
   if (options.num_labels() < 1) {
     throw ConfigError(prefixed(where, "num_labels must be >= 1, got " +
                                           std::to_string(options.num_labels())));
@@ -50,6 +52,10 @@ MlpClassifierOptions mlp_classifier_options_from_json(const nlohmann::json& json
     throw ConfigError(prefixed(where, "loss is \"" + options.loss() +
                                           "\"; expected one of \"cross_entropy\", \"soft_bce\""));
   }
+  if (options.pool() != "first" && options.pool() != "mean") {
+    throw ConfigError(prefixed(where, "pool is \"" + options.pool() +
+                                          "\"; expected one of \"first\", \"mean\""));
+  }
   if (options.dropout() < 0.0 || options.dropout() >= 1.0) {
     throw ConfigError(prefixed(where, "dropout must be in [0, 1), got " +
                                           std::to_string(options.dropout())));
@@ -60,7 +66,8 @@ MlpClassifierOptions mlp_classifier_options_from_json(const nlohmann::json& json
 nlohmann::json to_json(const MlpClassifierOptions& options) {
   return {{"in_dim", options.in_dim()},         {"hidden_dim", options.hidden_dim()},
           {"num_labels", options.num_labels()}, {"loss", options.loss()},
-          {"dropout", options.dropout()},       {"layer_norm_eps", options.layer_norm_eps()}};
+          {"dropout", options.dropout()},       {"layer_norm_eps", options.layer_norm_eps()},
+          {"pool", options.pool()}};
 }
 
 MlpClassifierHeadImpl::MlpClassifierHeadImpl(MlpClassifierOptions options)
@@ -82,7 +89,8 @@ HeadOutput MlpClassifierHeadImpl::run(const torch::Tensor& decoder_out, const Ba
   TORCH_CHECK(decoder_out.dim() == 4 && decoder_out.size(3) == options_.in_dim(),
               "mlp_classifier: expected decoder output [L, B, Q, ", options_.in_dim(), "], got ",
               decoder_out.sizes());
-  auto x = decoder_out[-1].select(1, 0);  // [B, D]: query 0 of the last layer
+  // [B, D] from the last layer: query 0, or the mean over the queries.
+  auto x = options_.pool() == "mean" ? decoder_out[-1].mean(1) : decoder_out[-1].select(1, 0);
   auto logits = fc2_(norm_(torch::gelu(fc1_(dropout_(x)))));  // [B, C]
 
   HeadOutput out;

@@ -31,6 +31,9 @@ struct MlpClassifierOptions {
   TORCH_ARG(double, dropout) = 0.1;
   // LayerNorm epsilon (BERT's 1e-12, as in MMF).
   TORCH_ARG(double, layer_norm_eps) = 1e-12;
+  // Which decoder output of the last layer is classified: "first" (query 0, UniT) or
+  // "mean" (the mean over the task's queries, so every query feeds the answer).
+  TORCH_ARG(std::string, pool) = "first";
 };
 
 // Every option key with its default (the plugin's kDefaultsJson).

@@ -6,7 +6,8 @@
 namespace {
 
 constexpr const char* kReadme =
-    "MLP classifier on query 0 of the last decoder layer: Linear(in_dim, hidden_dim) -> "
+    "MLP classifier on query 0 (pool \"first\") or the mean of the queries (pool \"mean\") "
+    "of the last decoder layer: Linear(in_dim, hidden_dim) -> "
     "GELU -> LayerNorm -> Linear(hidden_dim, num_labels). Loss cross_entropy (labels) or "
     "soft_bce (soft scores x num_labels, as MMF for VQA). See plugins/heads/mlp_classifier/README.md.";
 

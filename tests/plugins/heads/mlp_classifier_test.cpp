@@ -30,6 +30,32 @@ TEST(MlpClassifier, ShapesAndCrossEntropyBackward) {
   for (const auto& p : head->parameters()) EXPECT_TRUE(p.grad().defined());
 }
 
+TEST(MlpClassifier, MeanPoolReadsEveryQueryOfTheLastLayer) {
+  auto head = MlpClassifierHead(
+      MlpClassifierOptions(5).in_dim(8).hidden_dim(6).dropout(0.0).pool("mean"));
+  auto decoder_out = torch::randn({2, 3, 4, 8}, torch::requires_grad());  // [L, B, Q, D]
+  Batch batch;
+  batch.labels = torch::tensor({0, 4, 2}, torch::kLong);
+  auto out = head->run(decoder_out, batch, true);
+  out.losses.at("loss_ce").backward();
+  // The mean spreads the gradient equally over the queries of the last layer.
+  auto grad = decoder_out.grad();
+  EXPECT_EQ(grad[0].abs().sum().item<float>(), 0.0f);
+  for (int64_t q = 1; q < 4; ++q) {
+    EXPECT_TRUE(torch::allclose(grad[1].select(1, q), grad[1].select(1, 0))) << q;
+  }
+  EXPECT_GT(grad[1].abs().sum().item<float>(), 0.0f);
+  // Same logits as the "first" head applied to the mean as a single query.
+  auto first = MlpClassifierHead(MlpClassifierOptions(5).in_dim(8).hidden_dim(6).dropout(0.0));
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < head->parameters().size(); ++i) {
+    first->parameters()[i].copy_(head->parameters()[i]);
+  }
+  auto mean_as_query = decoder_out.detach().mean(2, /*keepdim=*/true);  // [L, B, 1, D]
+  EXPECT_TRUE(torch::allclose(first->run(mean_as_query, batch, false).outputs.at("logits"),
+                              out.outputs.at("logits")));
+}
+
 TEST(MlpClassifier, CrossEntropyEqualsLogSoftmaxByHand) {
   auto head = make("cross_entropy");
   head->eval();
@@ -99,6 +125,15 @@ TEST(MlpClassifier, RejectsUnknownLoss) {
     EXPECT_NE(message.find("x.json:/model/heads/vqa2"), std::string::npos) << message;
     EXPECT_NE(message.find("\"focal\""), std::string::npos) << message;
     EXPECT_NE(message.find("soft_bce"), std::string::npos) << message;
+  }
+  try {
+    mlp_classifier_options_from_json({{"pool", "max"}}, "x.json:/model/heads/vqa2");
+    FAIL();
+  } catch (const ConfigError& e) {
+    std::string message = e.what();
+    EXPECT_NE(message.find("x.json:/model/heads/vqa2: pool is \"max\"; expected one of \"first\", \"mean\""),
+              std::string::npos)
+        << message;
   }
 }
 
