@@ -45,9 +45,8 @@ struct TaskData {
   double last_loss = NAN;
   // Throughput of this process (not restored on resume): optimizer updates whose last
   // micro-batch came from this task, samples of every micro-batch, and the wall time of
-  // fetching, forward, backward, clipping and the update.
-  // `seconds` is split into the phases of a step: waiting for the batch (data), forward
-  // with the loss (forward), backward, and clipping + optimizer step (update).
+  // its steps, `seconds`, split into waiting for the batch (data_s), forward with the
+  // loss (forward_s), backward (backward_s) and clipping + optimizer step (update_s).
   int64_t steps = 0;
   int64_t samples = 0;
   double seconds = 0;
