@@ -18,12 +18,19 @@ class FrozenBatchNorm2dImpl : public torch::nn::Cloneable<FrozenBatchNorm2dImpl>
   void reset() override;
   // x [B, C, H, W] -> [B, C, H, W]
   torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor scale() const;  // weight / sqrt(running_var + eps), per channel
+  torch::Tensor shift() const;  // bias - running_mean * scale, per channel
 
   int64_t num_features;
   double eps;
   torch::Tensor weight, bias, running_mean, running_var;
 };
 TORCH_MODULE(FrozenBatchNorm2d);
+
+// bn(conv(x)) as one convolution with the batch norm folded into its weight and bias.
+// The convolution must have no bias.
+torch::Tensor conv_frozen_bn(const torch::nn::Conv2dImpl& conv, const FrozenBatchNorm2dImpl& bn,
+                             const torch::Tensor& x);
 
 struct ResNetOptions {
   // 18, 34 (BasicBlock) or 50, 101, 152 (Bottleneck). Default: 50.

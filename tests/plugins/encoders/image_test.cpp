@@ -79,6 +79,53 @@ TEST(ImageEncoder, FrozenBatchNormHoldsBuffersOnly) {
   EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-5));
 }
 
+// The backbone applies each frozen batch norm after its convolution per output channel
+// (folded into the convolution's weight and bias): dividing a convolution's output
+// channels by a and multiplying the following batch norm's weight and mean by a
+// leaves the encoder's output and the gradient of the other weights unchanged.
+TEST(ImageEncoder, FrozenBatchNormScalesEachOutputChannelOfItsConvolution) {
+  auto encoder = make(tiny({{"trainable_layers", 5}}));
+  encoder->eval();
+  auto params = encoder->named_parameters();
+  auto buffers = encoder->named_buffers();
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& b : buffers) {
+      if (b.key().find("running_var") != std::string::npos) b.value().uniform_(0.5, 2.0);
+      if (b.key().find("running_mean") != std::string::npos) b.value().normal_(0.0, 0.3);
+      if (b.key().find("bn") != std::string::npos && b.key().find(".weight") != std::string::npos) {
+        b.value().uniform_(0.5, 1.5);
+      }
+    }
+  }
+  auto batch = image_batch(2, 32, 32);
+  auto run = [&] {
+    encoder->zero_grad();
+    auto memory = encoder->encode(batch, 0).memory;
+    (memory * memory).sum().backward();
+    return std::make_pair(memory.detach().clone(),
+                          params["backbone.layer1.0.conv2.weight"].grad().clone());
+  };
+  const auto [before, grad_before] = run();
+
+  // Stem conv1/bn1 and the downsample pair of layer2 (conv "0", norm "1").
+  for (const auto& [conv, bn] : std::vector<std::pair<std::string, std::string>>{
+           {"backbone.conv1", "backbone.bn1"},
+           {"backbone.layer2.0.downsample.0", "backbone.layer2.0.downsample.1"}}) {
+    torch::NoGradGuard no_grad;
+    auto weight = params[conv + ".weight"];
+    auto a = torch::rand({weight.size(0)}) + 0.5;
+    weight.div_(a.view({-1, 1, 1, 1}));
+    buffers[bn + ".weight"].mul_(a);
+    buffers[bn + ".running_mean"].div_(a);
+  }
+  const auto [after, grad_after] = run();
+  EXPECT_TRUE(torch::allclose(after, before, 1e-4, 1e-4))
+      << (after - before).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(grad_after, grad_before, 1e-3, 1e-4))
+      << (grad_after - grad_before).abs().max().item<double>();
+}
+
 TEST(ImageEncoder, TrainableLayersFreezeTheStemAndEarlyStages) {
   auto encoder = make(tiny({{"return_layer", "layer4"}}));
   auto params = encoder->named_parameters();
