@@ -1,9 +1,11 @@
 // DETR-style transformer layers, stacks and the sine position embedding.
 #include <cmath>
+#include <functional>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "unitrain/nn/batched_matmul.h"
 #include "unitrain/nn/transformer.h"
 
 namespace nn = unitrain::nn;
@@ -162,6 +164,89 @@ TEST(PositionEmbeddingSine, ValidPositionsIgnorePadding) {
   auto padded = nn::position_embedding_sine(mask);
   EXPECT_EQ(padded.size(1), 256);
   EXPECT_TRUE(torch::allclose(padded.slice(2, 0, 3).slice(3, 0, 4), small, 1e-6, 1e-6));
+}
+
+// batched_matmul against torch::bmm on every operand layout attention produces:
+// contiguous, transposed views, a broadcast (stride-0) batch, strided slices, a head
+// split, and size-1 dimensions; values and the gradients of both leaves.
+TEST(BatchedMatmul, MatchesBmmOnEveryLayoutWithGradients) {
+  using View = std::function<torch::Tensor(const torch::Tensor&)>;
+  const View same = [](const torch::Tensor& t) { return t; };
+  const View transposed = [](const torch::Tensor& t) { return t.transpose(1, 2); };
+  struct Case {
+    const char* name;
+    std::vector<int64_t> a_leaf, b_leaf;
+    View a_view, b_view;
+  };
+  const std::vector<Case> cases = {
+      {"contiguous", {6, 5, 7}, {6, 7, 4}, same, same},
+      {"b transposed", {6, 5, 7}, {6, 4, 7}, same, transposed},
+      {"a transposed", {6, 7, 5}, {6, 7, 4}, transposed, same},
+      {"both transposed", {6, 7, 5}, {6, 4, 7}, transposed, transposed},
+      {"broadcast batch", {1, 5, 7}, {6, 7, 4},
+       [](const torch::Tensor& t) { return t.expand({6, 5, 7}); }, same},
+      {"strided slices", {6, 5, 14}, {6, 14, 4},
+       [](const torch::Tensor& t) { return t.slice(2, 0, 14, 2); },
+       [](const torch::Tensor& t) { return t.slice(1, 0, 14, 2); }},
+      {"head split", {5, 6, 8}, {12, 4, 5},
+       [](const torch::Tensor& t) { return t.view({5, 12, 4}).transpose(0, 1); }, same},
+      {"k = 1", {6, 5, 1}, {6, 1, 4}, same, same},
+      {"n = 1", {6, 5, 7}, {6, 1, 7}, same, transposed},
+      {"m = 1", {6, 1, 7}, {6, 7, 4}, same, same},
+  };
+  torch::manual_seed(3);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const auto a = torch::randn(c.a_leaf), b = torch::randn(c.b_leaf);
+    auto a_ref = a.clone().requires_grad_(), b_ref = b.clone().requires_grad_();
+    auto a_new = a.clone().requires_grad_(), b_new = b.clone().requires_grad_();
+    auto expected = torch::bmm(c.a_view(a_ref), c.b_view(b_ref));
+    auto actual = nn::batched_matmul(c.a_view(a_new), c.b_view(b_new));
+    ASSERT_EQ(actual.sizes(), expected.sizes());
+    EXPECT_TRUE(torch::allclose(actual, expected, 1e-5, 1e-5));
+    const auto weight = torch::randn_like(expected);
+    (expected * weight).sum().backward();
+    (actual * weight).sum().backward();
+    EXPECT_TRUE(torch::allclose(a_new.grad(), a_ref.grad(), 1e-5, 1e-5));
+    EXPECT_TRUE(torch::allclose(b_new.grad(), b_ref.grad(), 1e-5, 1e-5));
+  }
+}
+
+TEST(BatchedMatmul, SecondOrderGradientsMatchBmm) {
+  torch::manual_seed(4);
+  auto a = torch::randn({3, 4, 5}, torch::requires_grad());
+  auto b = torch::randn({3, 6, 5}, torch::requires_grad());  // used transposed
+  auto a_ref = a.detach().clone().requires_grad_();
+  auto b_ref = b.detach().clone().requires_grad_();
+  const auto weight = torch::randn({3, 4, 6});
+  auto out = (nn::batched_matmul(a, b.transpose(1, 2)) * weight).sum();
+  auto ref = (torch::bmm(a_ref, b_ref.transpose(1, 2)) * weight).sum();
+  auto grads = torch::autograd::grad({out}, {a, b}, {}, /*retain_graph=*/true,
+                                     /*create_graph=*/true);
+  auto grads_ref = torch::autograd::grad({ref}, {a_ref, b_ref}, {}, true, true);
+  EXPECT_TRUE(torch::allclose(grads[0], grads_ref[0], 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(grads[1], grads_ref[1], 1e-5, 1e-5));
+  // d/db of sum(grad_a^2): the backward itself is differentiable.
+  auto second = torch::autograd::grad({grads[0].pow(2).sum()}, {b});
+  auto second_ref = torch::autograd::grad({grads_ref[0].pow(2).sum()}, {b_ref});
+  EXPECT_TRUE(torch::allclose(second[0], second_ref[0], 1e-4, 1e-4));
+}
+
+TEST(BatchedMatmul, OtherDtypesEmptyShapesAndBadShapes) {
+  auto a = torch::randn({2, 3, 4}, torch::kFloat64), b = torch::randn({2, 4, 5}, torch::kFloat64);
+  EXPECT_TRUE(torch::equal(nn::batched_matmul(a, b), torch::bmm(a, b)));
+  auto empty = nn::batched_matmul(torch::randn({2, 3, 0}), torch::randn({2, 0, 5}));
+  EXPECT_EQ(empty.sizes(), (std::vector<int64_t>{2, 3, 5}));
+  EXPECT_EQ(empty.abs().sum().item<float>(), 0.0f);
+  EXPECT_EQ(nn::batched_matmul(torch::randn({0, 3, 4}), torch::randn({0, 4, 5})).sizes(),
+            (std::vector<int64_t>{0, 3, 5}));
+  try {
+    nn::batched_matmul(torch::randn({2, 3, 4}), torch::randn({2, 5, 4}));
+    FAIL() << "no error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected [G, M, K] and [G, K, N]"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

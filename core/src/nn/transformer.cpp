@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "unitrain/nn/batched_matmul.h"
+
 namespace unitrain::nn {
 namespace {
 
@@ -55,7 +57,7 @@ torch::Tensor MultiheadAttentionImpl::attend(torch::Tensor q, torch::Tensor k, t
   k = k.contiguous().view({src_len, batch * heads, head_dim}).transpose(0, 1);
   v = v.contiguous().view({src_len, batch * heads, head_dim}).transpose(0, 1);
   q = q * (1.0 / std::sqrt(static_cast<double>(head_dim)));
-  auto weights = torch::bmm(q, k.transpose(1, 2));  // [B*H, L, S]
+  auto weights = batched_matmul(q, k.transpose(1, 2));  // [B*H, L, S]
   if (key_padding_mask.defined()) {
     TORCH_CHECK(key_padding_mask.dim() == 2 && key_padding_mask.size(0) == batch &&
                     key_padding_mask.size(1) == src_len,
@@ -70,7 +72,7 @@ torch::Tensor MultiheadAttentionImpl::attend(torch::Tensor q, torch::Tensor k, t
   if (options.dropout() > 0 && is_training()) {
     weights = torch::dropout(weights, options.dropout(), /*train=*/true);
   }
-  auto out = torch::bmm(weights, v);  // [B*H, L, hd]
+  auto out = batched_matmul(weights, v);  // [B*H, L, hd]
   out = out.transpose(0, 1).contiguous().view({tgt_len, batch, d});
   return out_proj->forward(out);
 }
