@@ -6,7 +6,9 @@
 //            step, loss.item();
 //   trainer: unitrain::Trainer fed the batches through TrainerConfig::batch_source
 //            (task draw, lr schedule, loss checks and bookkeeping; logging, progress
-//            and intermediate checkpoints off).
+//            and intermediate checkpoints off). Its optimizer is FlatAdamW (the same
+//            update on flat buffers), so a ratio below 1 is the optimizer's saving
+//            outweighing the trainer's bookkeeping.
 // Each run is timed from the start of its 2nd step to the start of its last one, so
 // set-up, the final checkpoint and evaluation are left out. Runs alternate; the table
 // shows the median ms/step of `repeats` runs of each and the trainer/plain ratio. Both

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "test_util.h"
+#include "unitrain/adamw.h"
 #include "unitrain/checkpoint.h"
 #include "unitrain/config.h"
 #include "unitrain/errors.h"
@@ -181,45 +182,197 @@ TEST(LrFactor, MinLrRatioIsTheFloor) {
   EXPECT_NEAR(lr_factor(o, 10), 0.1, 1e-12);
 }
 
-// --- clipping ----------------------------------------------------------------------
+// --- optimizer: AdamW over flat buffers, clipping ---------------------------------
 
-// Parameters with gradients (3, 4) and (12): global norm sqrt(9 + 16 + 144) = 13.
-std::vector<torch::Tensor> params_with_grads() {
+// Parameters of several shapes in two groups (decay with lr 0.01, no decay with lr
+// 0.02), as the trainer builds them.
+struct Params {
+  std::vector<torch::Tensor> decay, no_decay;
+};
+
+Params make_params(uint64_t seed) {
+  torch::manual_seed(seed);
+  Params p;
+  p.decay = {torch::randn({3, 4}), torch::randn({2, 2, 3}), torch::randn({5, 1})};
+  p.no_decay = {torch::randn({4}), torch::randn({1}), torch::randn({6})};
+  for (auto& t : p.decay) t.requires_grad_();
+  for (auto& t : p.no_decay) t.requires_grad_();
+  return p;
+}
+
+// Gradients for step `step`: parameter i of 6 has none on steps where (step + i) % 3 == 0,
+// so runs of consecutive parameters break up and step counts drift apart.
+void set_grads(Params& p, int step) {
+  int i = 0;
+  for (auto* group : {&p.decay, &p.no_decay}) {
+    for (auto& t : *group) {
+      t.mutable_grad() = (step + i) % 3 == 0 ? torch::Tensor()
+                                              : torch::sin(torch::arange(t.numel(), torch::kFloat32)
+                                                               .view(t.sizes()) * (step + 1) + i) * (i + 1);
+      ++i;
+    }
+  }
+}
+
+// Same values, moments and skipping as LibTorch's AdamW (after LibTorch's global-norm
+// clipping) over 12 steps with two groups, clipping active on some steps only.
+TEST(FlatAdamW, MatchesLibTorchAdamWWithClippingAndSkippedParameters) {
+  Params ours = make_params(7), ref = make_params(7);
+  FlatAdamW optimizer({{ours.decay, 0.01, 0.1}, {ours.no_decay, 0.02, 0.0}}, 0.9, 0.98, 1e-6);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(ref.decay, std::make_unique<torch::optim::AdamWOptions>(
+                                     torch::optim::AdamWOptions(0.01).betas({0.9, 0.98}).eps(1e-6).weight_decay(0.1)));
+  groups.emplace_back(ref.no_decay, std::make_unique<torch::optim::AdamWOptions>(
+                                        torch::optim::AdamWOptions(0.02).betas({0.9, 0.98}).eps(1e-6).weight_decay(0.0)));
+  torch::optim::AdamW reference(groups, torch::optim::AdamWOptions(0.01));
+  std::vector<torch::Tensor> all_ref = ref.decay;
+  all_ref.insert(all_ref.end(), ref.no_decay.begin(), ref.no_decay.end());
+  int clipped = 0;
+  for (int step = 0; step < 12; ++step) {
+    set_grads(ours, step);
+    set_grads(ref, step);
+    const double max_norm = step % 2 == 0 ? 3.0 : 100.0;
+    double sum = 0;
+    for (const auto& t : all_ref) {
+      if (t.grad().defined()) sum += t.grad().pow(2).sum().item<double>();
+    }
+    const double norm = optimizer.step(max_norm);
+    EXPECT_NEAR(norm, std::sqrt(sum), 1e-4 * std::sqrt(sum)) << "step " << step;
+    clipped += norm > max_norm;
+    torch::nn::utils::clip_grad_norm_(all_ref, max_norm);
+    reference.step();
+    for (size_t i = 0; i < all_ref.size(); ++i) {
+      const auto& a = i < 3 ? ours.decay[i] : ours.no_decay[i - 3];
+      ASSERT_TRUE(torch::allclose(a, all_ref[i], 1e-5, 1e-6))
+          << "step " << step << " parameter " << i << "\n" << a - all_ref[i];
+    }
+  }
+  EXPECT_GT(clipped, 2);
+  EXPECT_LT(clipped, 12);
+}
+
+TEST(FlatAdamW, ParametersBecomeViewsOfOneBufferAndKeepTheirValues) {
+  Params p = make_params(3);
+  std::vector<torch::Tensor> before;
+  for (const auto& t : p.decay) before.push_back(t.detach().clone());
+  FlatAdamW optimizer({{p.decay, 0.1, 0.0}}, 0.9, 0.999, 1e-8);
+  for (size_t i = 0; i < p.decay.size(); ++i) {
+    EXPECT_TRUE(torch::equal(p.decay[i], before[i])) << i;
+    EXPECT_TRUE(p.decay[i].is_contiguous());
+    EXPECT_TRUE(p.decay[i].requires_grad());
+    EXPECT_TRUE(p.decay[i].is_alias_of(p.decay[0])) << i;  // one storage
+  }
+  // Writes into a parameter (a checkpoint load) reach the optimizer's buffer.
+  {
+    torch::NoGradGuard no_grad;
+    p.decay[1].fill_(2.0);
+  }
+  p.decay[1].mutable_grad() = torch::ones_like(p.decay[1]);
+  optimizer.step(0.0);
+  // First AdamW step: m/(sqrt(v)+eps) = 1 for a constant gradient, so 2 - lr.
+  EXPECT_TRUE(torch::allclose(p.decay[1], torch::full_like(p.decay[1], 1.9), 1e-6, 1e-6));
+  EXPECT_TRUE(torch::equal(p.decay[0], before[0]));  // no gradient: untouched
+}
+
+TEST(FlatAdamW, ReturnsThePreClipNormAndClipsOnlyAboveTheBound) {
+  // Gradients (3, 4) and (12): global norm 13. A first Adam step moves every value by
+  // lr whatever the scale, so the clip shows in the second moment: after clipping to
+  // 1.3 the stored moments are those of gradients scaled by 0.1.
   auto a = torch::zeros({2}, torch::requires_grad());
   auto b = torch::zeros({1}, torch::requires_grad());
-  auto unused = torch::zeros({3}, torch::requires_grad());  // no gradient: skipped
-  a.mutable_grad() = torch::tensor({3.0f, 4.0f});
-  b.mutable_grad() = torch::tensor({12.0f});
-  return {a, b, unused};
+  auto unused = torch::zeros({3}, torch::requires_grad());
+  FlatAdamW optimizer({{{a, b, unused}, 0.1, 0.0}}, 0.5, 0.5, 1e-8);
+  auto set = [&] {
+    a.mutable_grad() = torch::tensor({3.0f, 4.0f});
+    b.mutable_grad() = torch::tensor({12.0f});
+  };
+  set();
+  EXPECT_NEAR(optimizer.step(1.3), 13.0, 1e-5);
+  torch::serialize::OutputArchive archive;
+  optimizer.save(archive);
+  std::ostringstream out;
+  archive.save_to(out);
+  torch::serialize::InputArchive in;
+  std::istringstream stream(out.str());
+  in.load_from(stream);
+  torch::Tensor exp_avg, steps;
+  in.read("group0.exp_avg", exp_avg, true);
+  in.read("group0.steps", steps, true);
+  // m = (1 - 0.5) * 0.1 * g.
+  EXPECT_TRUE(torch::allclose(exp_avg, torch::tensor({0.15f, 0.2f, 0.6f, 0.f, 0.f, 0.f}), 1e-5, 1e-6))
+      << exp_avg;
+  EXPECT_TRUE(torch::equal(steps, torch::tensor({1, 1, 0}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(unused, torch::zeros({3})));
+
+  // Below the bound, or with clipping off, the gradients enter as they are.
+  FlatAdamW loose({{{a, b}, 0.1, 0.0}}, 0.5, 0.5, 1e-8);
+  set();
+  EXPECT_NEAR(loose.step(20.0), 13.0, 1e-5);
+  set();
+  EXPECT_NEAR(loose.step(0.0), 13.0, 1e-5);
+  EXPECT_TRUE(torch::equal(a.grad(), torch::tensor({3.0f, 4.0f})));  // never scaled in place
+  a.mutable_grad() = torch::Tensor();
+  b.mutable_grad() = torch::Tensor();
+  EXPECT_EQ(loose.step(1.0), 0.0);
 }
 
-double global_norm(const std::vector<torch::Tensor>& params) {
-  double sum = 0;
-  for (const auto& p : params) {
-    if (p.grad().defined()) sum += p.grad().pow(2).sum().item<double>();
+TEST(FlatAdamW, SaveLoadContinuesExactlyAndRejectsOtherShapes) {
+  Params straight = make_params(5), resumed = make_params(5);
+  FlatAdamW a({{straight.decay, 0.01, 0.1}, {straight.no_decay, 0.02, 0.0}}, 0.9, 0.999, 1e-8);
+  FlatAdamW b({{resumed.decay, 0.01, 0.1}, {resumed.no_decay, 0.02, 0.0}}, 0.9, 0.999, 1e-8);
+  for (int step = 0; step < 4; ++step) {
+    set_grads(straight, step);
+    a.step(1.0);
   }
-  return std::sqrt(sum);
+  torch::serialize::OutputArchive archive;
+  a.save(archive);
+  std::ostringstream out;
+  archive.save_to(out);
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < 3; ++i) resumed.decay[i].copy_(straight.decay[i]);
+    for (size_t i = 0; i < 3; ++i) resumed.no_decay[i].copy_(straight.no_decay[i]);
+  }
+  torch::serialize::InputArchive in;
+  std::istringstream stream(out.str());
+  in.load_from(stream);
+  b.load(in);
+  for (int step = 4; step < 8; ++step) {
+    set_grads(straight, step);
+    set_grads(resumed, step);
+    a.step(1.0);
+    b.step(1.0);
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(torch::equal(straight.decay[i], resumed.decay[i])) << i;
+    EXPECT_TRUE(torch::equal(straight.no_decay[i], resumed.no_decay[i])) << i;
+  }
+
+  // A state for other parameters, or none at all, is refused with what differs.
+  Params other = make_params(5);
+  other.decay.pop_back();
+  FlatAdamW smaller({{other.decay, 0.01, 0.1}, {other.no_decay, 0.02, 0.0}}, 0.9, 0.999, 1e-8);
+  torch::serialize::InputArchive again;
+  std::istringstream stream2(out.str());
+  again.load_from(stream2);
+  EXPECT_THAT(error_of<c10::Error>([&] { smaller.load(again); }),
+              HasSubstr("group 0: expected 2 parameters of 24 values, found 3 of 29"));
+  torch::serialize::OutputArchive empty;
+  std::ostringstream empty_out;
+  empty.write("x", torch::zeros({1}));
+  empty.save_to(empty_out);
+  torch::serialize::InputArchive empty_in;
+  std::istringstream empty_stream(empty_out.str());
+  empty_in.load_from(empty_stream);
+  EXPECT_THAT(error_of<c10::Error>([&] { smaller.load(empty_in); }),
+              HasSubstr("expected optimizer state 'unitrain.flat_adamw.v1'"));
 }
 
-TEST(ClipGradNorm, ScalesToMaxNormAndReturnsThePreClipNorm) {
-  auto params = params_with_grads();
-  EXPECT_NEAR(clip_grad_norm(params, 1.3), 13.0, 1e-5);
-  EXPECT_NEAR(global_norm(params), 1.3, 1e-4);
-  // Directions are kept: every gradient is scaled by 1.3 / 13 = 0.1.
-  EXPECT_NEAR(params[0].grad()[0].item<double>(), 0.3, 1e-5);
-  EXPECT_NEAR(params[0].grad()[1].item<double>(), 0.4, 1e-5);
-  EXPECT_NEAR(params[1].grad()[0].item<double>(), 1.2, 1e-5);
-  EXPECT_FALSE(params[2].grad().defined());
-}
-
-TEST(ClipGradNorm, NoOpBelowTheBoundOrWhenOff) {
-  auto params = params_with_grads();
-  EXPECT_NEAR(clip_grad_norm(params, 20.0), 13.0, 1e-5);
-  EXPECT_TRUE(torch::equal(params[0].grad(), torch::tensor({3.0f, 4.0f})));
-  EXPECT_TRUE(torch::equal(params[1].grad(), torch::tensor({12.0f})));
-  EXPECT_NEAR(clip_grad_norm(params, 0.0), 13.0, 1e-5);  // 0 = off: norm only
-  EXPECT_TRUE(torch::equal(params[1].grad(), torch::tensor({12.0f})));
-  EXPECT_EQ(clip_grad_norm({torch::zeros({2}, torch::requires_grad())}, 1.0), 0.0);
+TEST(FlatAdamW, RejectsMixedDtypesInAGroup) {
+  auto a = torch::zeros({2}, torch::requires_grad());
+  auto b = torch::zeros({2}, torch::dtype(torch::kFloat64).requires_grad(true));
+  EXPECT_THAT(error_of<std::invalid_argument>([&] { FlatAdamW({{{a, b}, 0.1, 0.0}}, 0.9, 0.999, 1e-8); }),
+              HasSubstr("group 0 mixes Float on cpu with Double on cpu"));
 }
 
 // --- gradient accumulation ---------------------------------------------------------

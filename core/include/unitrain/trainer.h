@@ -50,10 +50,6 @@ TrainingOptions training_options_from_json(const nlohmann::json& j, const Experi
 // min_lr_ratio at max_steps.
 double lr_factor(const TrainingOptions& options, int64_t step);
 
-// Scales gradients so their global L2 norm is at most max_norm; returns the norm
-// before clipping.
-double clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm);
-
 struct TrainerConfig {
   std::filesystem::path run_dir;  // where everything is written
   bool resume = false;            // continue from run_dir's last checkpoint

@@ -1,12 +1,19 @@
-// Learning-rate schedule, gradient clipping and the "training" block.
+// The "training" block, the learning-rate schedule and AdamW over flat buffers.
 #include <cmath>
+#include <set>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
+#include "unitrain/adamw.h"
 #include "unitrain/errors.h"
 #include "unitrain/trainer.h"
 
 namespace unitrain {
+
+namespace {
+constexpr const char* kFormat = "unitrain.flat_adamw.v1";
+}  // namespace
 
 TrainingOptions training_options_from_json(const nlohmann::json& j, const Experiment& experiment) {
   TrainingOptions o;
@@ -67,21 +74,146 @@ double lr_factor(const TrainingOptions& o, int64_t step) {
   return o.min_lr_ratio + (1.0 - o.min_lr_ratio) * shape;
 }
 
-double clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm) {
-  std::vector<torch::Tensor> norms;
-  for (const auto& p : parameters) {
-    if (p.grad().defined()) norms.push_back(p.grad().detach().norm(2).to(torch::kFloat64));
+FlatAdamW::FlatAdamW(std::vector<Group> groups, double beta1, double beta2, double eps)
+    : beta1_(beta1), beta2_(beta2), eps_(eps) {
+  std::set<const void*> seen;
+  torch::NoGradGuard no_grad;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    FlatGroup flat;
+    flat.lr = groups[g].lr;
+    flat.weight_decay = groups[g].weight_decay;
+    int64_t numel = 0;
+    for (const auto& p : groups[g].parameters) {
+      if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;
+      if (!p.is_floating_point()) {
+        throw std::invalid_argument(fmt::format("FlatAdamW: group {} holds a {} tensor; "
+                                                "parameters must be floating point",
+                                                g, c10::toString(p.scalar_type())));
+      }
+      if (!flat.parameters.empty() && (p.scalar_type() != flat.parameters[0].scalar_type() ||
+                                       p.device() != flat.parameters[0].device())) {
+        throw std::invalid_argument(fmt::format(
+            "FlatAdamW: group {} mixes {} on {} with {} on {}; one dtype and device per group", g,
+            c10::toString(flat.parameters[0].scalar_type()), flat.parameters[0].device().str(),
+            c10::toString(p.scalar_type()), p.device().str()));
+      }
+      flat.parameters.push_back(p);
+      flat.offsets.push_back(numel);
+      numel += p.numel();
+    }
+    flat.steps.assign(flat.parameters.size(), 0);
+    const auto options = flat.parameters.empty() ? torch::TensorOptions(torch::kFloat32)
+                                                 : flat.parameters[0].options();
+    flat.values = torch::empty({numel}, options.requires_grad(false));
+    flat.exp_avg = torch::zeros({numel}, options.requires_grad(false));
+    flat.exp_avg_sq = torch::zeros({numel}, options.requires_grad(false));
+    for (size_t i = 0; i < flat.parameters.size(); ++i) {
+      auto& p = flat.parameters[i];
+      flat.values.narrow(0, flat.offsets[i], p.numel()).copy_(p.reshape({-1}));
+      p.set_(flat.values.storage(), flat.offsets[i], p.sizes(), c10::contiguous_strides(p.sizes()));
+    }
+    groups_.push_back(std::move(flat));
   }
-  if (norms.empty()) return 0.0;
-  const double total = torch::stack(norms).norm(2).item<double>();
-  if (max_norm > 0 && total > max_norm) {
-    const double scale = max_norm / (total + 1e-6);
-    torch::NoGradGuard no_grad;
-    for (const auto& p : parameters) {
-      if (p.grad().defined()) p.grad().mul_(scale);
+}
+
+double FlatAdamW::step(double max_norm) {
+  // A run: consecutive parameters of one group that have gradients and the same step
+  // count, so one bias correction serves them all.
+  struct Run {
+    size_t group, first, count;
+    torch::Tensor grad;  // the run's gradients, flat
+  };
+  std::vector<Run> runs;
+  std::vector<torch::Tensor> squares;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const auto& flat = groups_[g];
+    for (size_t i = 0; i < flat.parameters.size();) {
+      if (!flat.parameters[i].grad().defined()) {
+        ++i;
+        continue;
+      }
+      size_t j = i + 1;
+      while (j < flat.parameters.size() && flat.parameters[j].grad().defined() &&
+             flat.steps[j] == flat.steps[i]) {
+        ++j;
+      }
+      std::vector<torch::Tensor> grads;
+      for (size_t k = i; k < j; ++k) grads.push_back(flat.parameters[k].grad().reshape({-1}));
+      Run run{g, i, j - i, grads.size() == 1 ? grads[0] : torch::cat(grads)};
+      squares.push_back(run.grad.pow(2).sum().to(torch::kFloat64));
+      runs.push_back(std::move(run));
+      i = j;
     }
   }
-  return total;
+  if (runs.empty()) return 0.0;
+  const double norm = std::sqrt(torch::stack(squares).sum().item<double>());
+  const double scale = max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0;
+
+  torch::NoGradGuard no_grad;
+  for (auto& run : runs) {
+    auto& flat = groups_[run.group];
+    const int64_t begin = flat.offsets[run.first];
+    const size_t last = run.first + run.count - 1;
+    const int64_t length = flat.offsets[last] + flat.parameters[last].numel() - begin;
+    const int64_t step = ++flat.steps[run.first];
+    for (size_t k = run.first + 1; k <= last; ++k) ++flat.steps[k];
+    auto values = flat.values.narrow(0, begin, length);
+    auto exp_avg = flat.exp_avg.narrow(0, begin, length);
+    auto exp_avg_sq = flat.exp_avg_sq.narrow(0, begin, length);
+    const double bias_correction1 = 1.0 - std::pow(beta1_, static_cast<double>(step));
+    const double bias_correction2 = 1.0 - std::pow(beta2_, static_cast<double>(step));
+    if (flat.weight_decay != 0) values.mul_(1.0 - flat.lr * flat.weight_decay);
+    // The clip factor enters as a scale of the gradient: m += (1-b1) s g, v += (1-b2) s^2 g^2.
+    exp_avg.mul_(beta1_).add_(run.grad, (1.0 - beta1_) * scale);
+    exp_avg_sq.mul_(beta2_).addcmul_(run.grad, run.grad, (1.0 - beta2_) * scale * scale);
+    auto denom = exp_avg_sq.sqrt().div_(std::sqrt(bias_correction2)).add_(eps_);
+    values.addcdiv_(exp_avg, denom, -flat.lr / bias_correction1);
+  }
+  return norm;
+}
+
+void FlatAdamW::save(torch::serialize::OutputArchive& archive) const {
+  archive.write("format", c10::IValue(std::string(kFormat)));
+  archive.write("groups", c10::IValue(static_cast<int64_t>(groups_.size())));
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const auto& flat = groups_[g];
+    const std::string prefix = "group" + std::to_string(g) + ".";
+    archive.write(prefix + "exp_avg", flat.exp_avg, /*is_buffer=*/true);
+    archive.write(prefix + "exp_avg_sq", flat.exp_avg_sq, /*is_buffer=*/true);
+    archive.write(prefix + "steps", torch::tensor(flat.steps, torch::kInt64), /*is_buffer=*/true);
+  }
+}
+
+void FlatAdamW::load(torch::serialize::InputArchive& archive) {
+  c10::IValue format, count;
+  TORCH_CHECK(archive.try_read("format", format) && format.isString() &&
+                  format.toStringRef() == kFormat,
+              "expected optimizer state '", kFormat, "'",
+              format.isString() ? ", found '" + format.toStringRef() + "'"
+                                : " (written by an older unitrain with per-parameter AdamW "
+                                  "state?)");
+  TORCH_CHECK(archive.try_read("groups", count) && count.isInt() &&
+                  count.toInt() == static_cast<int64_t>(groups_.size()),
+              "expected ", groups_.size(), " parameter groups, found ",
+              count.isInt() ? std::to_string(count.toInt()) : std::string("none"));
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    auto& flat = groups_[g];
+    const std::string prefix = "group" + std::to_string(g) + ".";
+    torch::Tensor exp_avg, exp_avg_sq, steps;
+    archive.read(prefix + "exp_avg", exp_avg, /*is_buffer=*/true);
+    archive.read(prefix + "exp_avg_sq", exp_avg_sq, /*is_buffer=*/true);
+    archive.read(prefix + "steps", steps, /*is_buffer=*/true);
+    TORCH_CHECK(exp_avg.numel() == flat.exp_avg.numel() &&
+                    exp_avg_sq.numel() == flat.exp_avg_sq.numel() &&
+                    steps.numel() == static_cast<int64_t>(flat.steps.size()),
+                "group ", g, ": expected ", flat.parameters.size(), " parameters of ",
+                flat.exp_avg.numel(), " values, found ", steps.numel(), " of ", exp_avg.numel());
+    torch::NoGradGuard no_grad;
+    flat.exp_avg.copy_(exp_avg);
+    flat.exp_avg_sq.copy_(exp_avg_sq);
+    auto counts = steps.to(torch::kInt64).contiguous();
+    for (size_t i = 0; i < flat.steps.size(); ++i) flat.steps[i] = counts[i].item<int64_t>();
+  }
 }
 
 }  // namespace unitrain

@@ -13,6 +13,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
+#include "unitrain/adamw.h"
 #include "unitrain/checkpoint.h"
 #include "unitrain/data/loader.h"
 #include "unitrain/dataset.h"
@@ -95,7 +96,7 @@ struct Trainer::Impl {
   int64_t prefetch = 4;
 
   UnitModel model{nullptr};
-  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<FlatAdamW> optimizer;
   std::vector<double> group_base_lr;  // peak lr of each parameter group
   std::vector<torch::Tensor> parameters;
   std::shared_ptr<TaskScheduler> scheduler;
@@ -189,19 +190,15 @@ struct Trainer::Impl {
       groups[(backbone ? 2 : 0) + (decay ? 0 : 1)].push_back(item.value());
       parameters.push_back(item.value());
     }
-    std::vector<torch::optim::OptimizerParamGroup> param_groups;
+    std::vector<FlatAdamW::Group> param_groups;
     for (int g = 0; g < 4; ++g) {
       if (groups[g].empty()) continue;
       const double lr = g >= 2 ? options.backbone_lr : options.lr;
-      auto group_options = std::make_unique<torch::optim::AdamWOptions>(lr);
-      group_options->betas({options.adam_beta1, options.adam_beta2})
-          .eps(options.adam_eps)
-          .weight_decay(g % 2 == 0 ? options.weight_decay : 0.0);
-      param_groups.emplace_back(groups[g], std::move(group_options));
+      param_groups.push_back({groups[g], lr, g % 2 == 0 ? options.weight_decay : 0.0});
       group_base_lr.push_back(lr);
     }
-    optimizer = std::make_unique<torch::optim::AdamW>(param_groups,
-                                                      torch::optim::AdamWOptions(options.lr));
+    optimizer = std::make_unique<FlatAdamW>(std::move(param_groups), options.adam_beta1,
+                                            options.adam_beta2, options.adam_eps);
   }
 
   void build_scheduler() {
@@ -221,14 +218,11 @@ struct Trainer::Impl {
 
   void set_lr(int64_t at_step) {
     const double factor = lr_factor(options, at_step);
-    for (size_t g = 0; g < optimizer->param_groups().size(); ++g) {
-      static_cast<torch::optim::AdamWOptions&>(optimizer->param_groups()[g].options())
-          .lr(group_base_lr[g] * factor);
-    }
+    for (size_t g = 0; g < optimizer->num_groups(); ++g) optimizer->set_lr(g, group_base_lr[g] * factor);
   }
 
   double current_lr() const {
-    return static_cast<const torch::optim::AdamWOptions&>(optimizer->param_groups()[0].options()).lr();
+    return optimizer->num_groups() > 0 ? optimizer->lr(0) : 0.0;
   }
 
   // --- checkpoints -------------------------------------------------------------------
@@ -424,8 +418,7 @@ struct Trainer::Impl {
         lap(t, &TaskData::backward_s);
         last_task = &t;
       }
-      const double grad_norm = clip_grad_norm(parameters, options.clip_grad_norm);
-      optimizer->step();
+      const double grad_norm = optimizer->step(options.clip_grad_norm);
       lap(*last_task, &TaskData::update_s);
       ++last_task->steps;
       history.push_back({step, task_name, step_loss});
