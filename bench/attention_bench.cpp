@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
       {"decoder cross-attn (det)", 16 * 4, 16, 65, 32},
       {"larger: 256 tokens", 8 * 8, 256, 256, 64},
   };
-  std::printf("attention products, forward + backward of softmax(q k^T) v, %d threads, median of %d\n",
+  std::printf("attention products, forward + backward of softmax(q k^T) v, %d threads, "
+              "median of %d\n",
               torch::get_num_threads(), iterations);
   std::printf("%-26s %22s %10s %16s %7s\n", "where", "items x L x S x hd", "bmm us",
               "batched_matmul", "ratio");

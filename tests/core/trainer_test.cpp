@@ -206,9 +206,9 @@ void set_grads(Params& p, int step) {
   int i = 0;
   for (auto* group : {&p.decay, &p.no_decay}) {
     for (auto& t : *group) {
+      const auto ramp = torch::arange(t.numel(), torch::kFloat32).view(t.sizes());
       t.mutable_grad() = (step + i) % 3 == 0 ? torch::Tensor()
-                                              : torch::sin(torch::arange(t.numel(), torch::kFloat32)
-                                                               .view(t.sizes()) * (step + 1) + i) * (i + 1);
+                                              : torch::sin(ramp * (step + 1) + i) * (i + 1);
       ++i;
     }
   }
@@ -219,11 +219,13 @@ void set_grads(Params& p, int step) {
 TEST(FlatAdamW, MatchesLibTorchAdamWWithClippingAndSkippedParameters) {
   Params ours = make_params(7), ref = make_params(7);
   FlatAdamW optimizer({{ours.decay, 0.01, 0.1}, {ours.no_decay, 0.02, 0.0}}, 0.9, 0.98, 1e-6);
+  auto adamw = [](double lr, double weight_decay) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(lr).betas({0.9, 0.98}).eps(1e-6).weight_decay(weight_decay));
+  };
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(ref.decay, std::make_unique<torch::optim::AdamWOptions>(
-                                     torch::optim::AdamWOptions(0.01).betas({0.9, 0.98}).eps(1e-6).weight_decay(0.1)));
-  groups.emplace_back(ref.no_decay, std::make_unique<torch::optim::AdamWOptions>(
-                                        torch::optim::AdamWOptions(0.02).betas({0.9, 0.98}).eps(1e-6).weight_decay(0.0)));
+  groups.emplace_back(ref.decay, adamw(0.01, 0.1));
+  groups.emplace_back(ref.no_decay, adamw(0.02, 0.0));
   torch::optim::AdamW reference(groups, torch::optim::AdamWOptions(0.01));
   std::vector<torch::Tensor> all_ref = ref.decay;
   all_ref.insert(all_ref.end(), ref.no_decay.begin(), ref.no_decay.end());
@@ -299,8 +301,8 @@ TEST(FlatAdamW, ReturnsThePreClipNormAndClipsOnlyAboveTheBound) {
   in.read("group0.exp_avg", exp_avg, true);
   in.read("group0.steps", steps, true);
   // m = (1 - 0.5) * 0.1 * g.
-  EXPECT_TRUE(torch::allclose(exp_avg, torch::tensor({0.15f, 0.2f, 0.6f, 0.f, 0.f, 0.f}), 1e-5, 1e-6))
-      << exp_avg;
+  const auto expected = torch::tensor({0.15f, 0.2f, 0.6f, 0.f, 0.f, 0.f});
+  EXPECT_TRUE(torch::allclose(exp_avg, expected, 1e-5, 1e-6)) << exp_avg;
   EXPECT_TRUE(torch::equal(steps, torch::tensor({1, 1, 0}, torch::kInt64)));
   EXPECT_TRUE(torch::equal(unused, torch::zeros({3})));
 
@@ -371,7 +373,8 @@ TEST(FlatAdamW, SaveLoadContinuesExactlyAndRejectsOtherShapes) {
 TEST(FlatAdamW, RejectsMixedDtypesInAGroup) {
   auto a = torch::zeros({2}, torch::requires_grad());
   auto b = torch::zeros({2}, torch::dtype(torch::kFloat64).requires_grad(true));
-  EXPECT_THAT(error_of<std::invalid_argument>([&] { FlatAdamW({{{a, b}, 0.1, 0.0}}, 0.9, 0.999, 1e-8); }),
+  auto make = [&] { FlatAdamW({{{a, b}, 0.1, 0.0}}, 0.9, 0.999, 1e-8); };
+  EXPECT_THAT(error_of<std::invalid_argument>(make),
               HasSubstr("group 0 mixes Float on cpu with Double on cpu"));
 }
 

@@ -40,8 +40,8 @@ bool blas_fits(const torch::Tensor& a, const torch::Tensor& b) {
          b.size(1) * b.size(2) <= INT_MAX && a.size(1) * b.size(2) <= INT_MAX;
 }
 
+// Only for operands that pass blas_fits (batched_matmul checks before applying).
 torch::Tensor product(const torch::Tensor& a, const torch::Tensor& b) {
-  if (!blas_fits(a, b)) return torch::bmm(a, b);
   const int64_t batch = a.size(0), m = a.size(1), k = a.size(2), n = b.size(2);
   if (batch == 0 || m == 0 || n == 0 || k == 0) return torch::zeros({batch, m, n}, a.options());
   auto out = torch::empty({batch, m, n}, a.options());

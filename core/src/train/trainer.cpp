@@ -218,7 +218,9 @@ struct Trainer::Impl {
 
   void set_lr(int64_t at_step) {
     const double factor = lr_factor(options, at_step);
-    for (size_t g = 0; g < optimizer->num_groups(); ++g) optimizer->set_lr(g, group_base_lr[g] * factor);
+    for (size_t g = 0; g < optimizer->num_groups(); ++g) {
+      optimizer->set_lr(g, group_base_lr[g] * factor);
+    }
   }
 
   double current_lr() const {
