@@ -59,6 +59,9 @@ TEST(ImageTransform, HorizontalFlipMovesImageAndBoxes) {
       << out.boxes;
   // Output column 0 holds input column 7 (R = 70).
   EXPECT_NEAR(out.image[0][0][0].item<float>(), (70 / 255.0 - 0.485) / 0.229, 1e-5);
+  EXPECT_TRUE(out.flipped);
+  o.hflip = 0.0;
+  EXPECT_FALSE(ImageTransform(o).apply(gradient(8, 4), boxes, 123).flipped);
 }
 
 TEST(ImageTransform, NoAugmentationOutsideTraining) {
@@ -158,6 +161,44 @@ TEST(ImageTransformOptions, JsonRoundTripAndErrors) {
               std::string::npos)
         << e.what();
   }
+}
+
+TEST(SwapWords, WholeWordsIgnoringCaseKeepingTheirCase) {
+  const WordPairs pairs = {{"left", "right"}};
+  EXPECT_EQ(swap_words("Is the Left one LEFT of the right-hand leftover? left.", pairs),
+            "Is the Right one RIGHT of the left-hand leftover? right.");
+  EXPECT_EQ(swap_words("right", pairs), "left");
+  EXPECT_EQ(swap_words("nothing to swap", pairs), "nothing to swap");
+  EXPECT_EQ(swap_words("left", {}), "left");
+  // Several pairs; each word swaps once, whatever the order of the pairs.
+  EXPECT_EQ(swap_words("east of the left tree", {{"east", "west"}, {"left", "right"}}),
+            "west of the right tree");
+}
+
+TEST(SwapWords, PairsFromJsonAndTheirErrors) {
+  EXPECT_EQ(word_pairs_from_json(nlohmann::json::parse(R"([["Left", "right"]])"), "x"),
+            (WordPairs{{"left", "right"}}));
+  EXPECT_EQ(word_pairs_to_json({{"left", "right"}}), nlohmann::json::parse(R"([["left", "right"]])"));
+  EXPECT_TRUE(word_pairs_from_json(nlohmann::json::array(), "x").empty());
+  const auto message = [](const char* text) {
+    try {
+      word_pairs_from_json(nlohmann::json::parse(text), "e.json:/tasks/vqa2/dataset/flip_swap");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message(R"("left")"),
+            "e.json:/tasks/vqa2/dataset/flip_swap: not an array; expected pairs of words such as "
+            "[[\"left\", \"right\"]], found \"left\"");
+  EXPECT_NE(message(R"([["left"]])").find("flip_swap: entry 0 is not a pair of strings"),
+            std::string::npos);
+  EXPECT_NE(message(R"([["left", "to the right"]])")
+                .find("entry 0: 'to the right' is not a word of letters and digits"),
+            std::string::npos);
+  EXPECT_NE(message(R"([["left", "right"], ["up", "LEFT"]])")
+                .find("entry 1: 'LEFT' appears in more than one place"),
+            std::string::npos);
 }
 
 }  // namespace

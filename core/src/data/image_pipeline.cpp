@@ -1,6 +1,7 @@
 #include "unitrain/data/image_pipeline.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -186,6 +187,7 @@ TransformedImage ImageTransform::apply(const cv::Mat& rgb, const torch::Tensor& 
   }
 
   TransformedImage out;
+  out.flipped = flip;
   out.image = torch::empty({3, h, w}, torch::kFloat32);
   cv::Mat as_float;
   work.convertTo(as_float, CV_32FC3, 1.0 / 255.0);
@@ -215,6 +217,88 @@ TransformedImage ImageTransform::apply(const cv::Mat& rgb, const torch::Tensor& 
     const auto bw = (b.select(1, 2) - b.select(1, 0)) / static_cast<double>(w0);
     const auto bh = (b.select(1, 3) - b.select(1, 1)) / static_cast<double>(h0);
     out.boxes = torch::stack({cx, cy, bw, bh}, 1);
+  }
+  return out;
+}
+
+namespace {
+
+bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// `word` in the case pattern of `like`: all upper, capitalized, or as given.
+std::string with_case_of(std::string word, const std::string& like) {
+  const auto upper = [](char c) { return std::isupper(static_cast<unsigned char>(c)) != 0; };
+  if (like.size() > 1 && std::all_of(like.begin(), like.end(), upper)) {
+    for (char& c : word) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  } else if (!like.empty() && upper(like[0]) && !word.empty()) {
+    word[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(word[0])));
+  }
+  return word;
+}
+
+}  // namespace
+
+WordPairs word_pairs_from_json(const nlohmann::json& j, const std::string& where) {
+  const auto fail = [&](const std::string& what) {
+    throw ConfigError(fmt::format("{}: {}; expected pairs of words such as [[\"left\", "
+                                  "\"right\"]], found {}",
+                                  where, what, j.dump()));
+  };
+  if (!j.is_array()) fail("not an array");
+  WordPairs pairs;
+  std::vector<std::string> seen;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const auto& p = j[i];
+    if (!p.is_array() || p.size() != 2 || !p[0].is_string() || !p[1].is_string()) {
+      fail(fmt::format("entry {} is not a pair of strings", i));
+    }
+    for (const auto& w : p) {
+      const std::string word = w.get<std::string>();
+      if (word.empty() || !std::all_of(word.begin(), word.end(), word_char)) {
+        fail(fmt::format("entry {}: '{}' is not a word of letters and digits", i, word));
+      }
+      if (std::find(seen.begin(), seen.end(), lower(word)) != seen.end()) {
+        fail(fmt::format("entry {}: '{}' appears in more than one place", i, word));
+      }
+      seen.push_back(lower(word));
+    }
+    pairs.emplace_back(lower(p[0].get<std::string>()), lower(p[1].get<std::string>()));
+  }
+  return pairs;
+}
+
+nlohmann::json word_pairs_to_json(const WordPairs& pairs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [a, b] : pairs) out.push_back({a, b});
+  return out;
+}
+
+std::string swap_words(const std::string& text, const WordPairs& pairs) {
+  if (pairs.empty()) return text;
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    if (!word_char(text[i])) {
+      out += text[i++];
+      continue;
+    }
+    size_t end = i;
+    while (end < text.size() && word_char(text[end])) ++end;
+    const std::string word = text.substr(i, end - i);
+    const std::string key = lower(word);
+    std::string replacement = word;
+    for (const auto& [a, b] : pairs) {
+      if (key == a) replacement = with_case_of(b, word);
+      else if (key == b) replacement = with_case_of(a, word);
+    }
+    out += replacement;
+    i = end;
   }
   return out;
 }

@@ -26,6 +26,7 @@ constexpr const char* kDefaultsJson = R"({
   "max_length": 25,
   "image": {"min_size": 800, "max_size": 1333, "train_min_sizes": [], "hflip": 0.0,
             "augment": null, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+  "flip_swap": [["left", "right"]],
   "on_bad_record": "error",
   "check_images": true
 })";
@@ -139,11 +140,13 @@ Sample SnliVeDataset::get(int64_t index, uint64_t seed) const {
   s.source = fmt::format("{}:{}", options_.file.string(), r.line);
   const auto path = data::resolve_image_path(options_.images, r.image, s.source);
   const cv::Mat rgb = data::decode_image(path);
-  s.image = transform_.apply(rgb, torch::Tensor(), seed).image;
+  auto transformed = transform_.apply(rgb, torch::Tensor(), seed);
+  s.image = std::move(transformed.image);
   s.image_id = r.image_id;
   s.orig_height = rgb.rows;
   s.orig_width = rgb.cols;
-  const Encoding encoding = options_.tokenizer->encode(r.hypothesis);
+  const Encoding encoding = options_.tokenizer->encode(
+      transformed.flipped ? data::swap_words(r.hypothesis, options_.flip_swap) : r.hypothesis);
   s.input_ids = encoding.input_ids;
   s.segment_ids = encoding.segment_ids;
   s.label = r.label;
@@ -173,6 +176,7 @@ SnliVeOptions snli_ve_options_from_json(const nlohmann::json& j, const std::stri
   data::ImageTransformOptions image;
   image.augment = data::is_train_split(o.split);
   o.image = data::image_transform_options_from_json(j.at("image"), image, where + "/image");
+  o.flip_swap = data::word_pairs_from_json(j.at("flip_swap"), where + "/flip_swap");
   o.on_bad_record = data::on_bad_record_from_json(j.at("on_bad_record"), where + "/on_bad_record");
   o.check_images = j.at("check_images").get<bool>();
   return o;

@@ -23,6 +23,8 @@ struct SnliVeOptions {
   std::filesystem::path images;  // Flickr30k image folder. Required.
   std::shared_ptr<const Tokenizer> tokenizer;  // required
   data::ImageTransformOptions image;
+  // Words swapped in the hypothesis of a horizontally flipped image.
+  data::WordPairs flip_swap = {{"left", "right"}};
   data::OnBadRecord on_bad_record = data::OnBadRecord::kError;
   bool check_images = true;
 };

@@ -100,6 +100,10 @@ Vqa2Dataset::Vqa2Dataset(Vqa2Options options)
   if (!options_.answers || options_.answers->empty()) throw ConfigError("vqa2: no answer vocabulary");
   std::unordered_map<std::string, int32_t> answer_id;
   for (size_t i = 0; i < options_.answers->size(); ++i) answer_id[(*options_.answers)[i]] = i;
+  for (const auto& answer : *options_.answers) {
+    const auto it = answer_id.find(data::swap_words(answer, options_.flip_swap));
+    flipped_answer_.push_back(it == answer_id.end() ? -1 : it->second);
+  }
 
   const auto& qfile = options_.questions;
   const auto questions_root = data::read_json_file(qfile, "VQA questions file");
@@ -210,18 +214,21 @@ Sample Vqa2Dataset::get(int64_t index, uint64_t seed) const {
   Sample s;
   s.source = fmt::format("{}: question_id {}", options_.questions.string(), r.question_id);
   const cv::Mat rgb = data::decode_image(image_path(r.image_id));
-  s.image = transform_.apply(rgb, torch::Tensor(), seed).image;
+  auto transformed = transform_.apply(rgb, torch::Tensor(), seed);
+  s.image = std::move(transformed.image);
+  const bool flipped = transformed.flipped;
   s.image_id = r.image_id;
   s.orig_height = rgb.rows;
   s.orig_width = rgb.cols;
-  const Encoding encoding = options_.tokenizer->encode(r.question);
+  const Encoding encoding = options_.tokenizer->encode(
+      flipped ? data::swap_words(r.question, options_.flip_swap) : r.question);
   s.input_ids = encoding.input_ids;
   s.segment_ids = encoding.segment_ids;
   if (r.annotated) {
     s.soft_label = torch::zeros({static_cast<int64_t>(options_.answers->size())}, torch::kFloat32);
     auto a = s.soft_label.accessor<float, 1>();
     float best = 0;
-    for (const auto& [id, score] : r.scores) {
+    for (const auto& [id, score] : scores(r, flipped)) {
       a[id] = score;
       if (score > best) {
         best = score;
@@ -231,6 +238,16 @@ Sample Vqa2Dataset::get(int64_t index, uint64_t seed) const {
   }
   s.record_id = r.question_id;
   return s;
+}
+
+std::vector<std::pair<int32_t, float>> Vqa2Dataset::scores(const Record& r, bool flipped) const {
+  if (!flipped) return r.scores;
+  std::vector<std::pair<int32_t, float>> out;
+  for (const auto& [id, score] : r.scores) {
+    if (flipped_answer_[id] >= 0) out.emplace_back(flipped_answer_[id], score);
+  }
+  std::sort(out.begin(), out.end());  // ties for the best answer keep going to the lower id
+  return out;
 }
 
 LabelSpace Vqa2Dataset::labels() const {

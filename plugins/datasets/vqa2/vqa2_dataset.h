@@ -27,6 +27,8 @@ struct Vqa2Options {
   std::shared_ptr<const std::vector<std::string>> answers;
   std::shared_ptr<const Tokenizer> tokenizer;  // required
   data::ImageTransformOptions image;
+  // Words swapped in the question and the answers of a horizontally flipped image.
+  data::WordPairs flip_swap = {{"left", "right"}};
   data::OnBadRecord on_bad_record = data::OnBadRecord::kError;
   bool check_images = true;
 };
@@ -62,11 +64,16 @@ class Vqa2Dataset : public Dataset {
   };
 
   std::filesystem::path image_path(int64_t image_id) const;
+  // The sparse soft scores of `r`, with the answers swapped when the image is flipped.
+  std::vector<std::pair<int32_t, float>> scores(const Record& r, bool flipped) const;
 
   Vqa2Options options_;
   data::ImageTransform transform_;
   data::BadRecords bad_;
   std::vector<Record> records_;
+  // Answer id -> id of the answer with the flip_swap words swapped (-1: not in the
+  // vocabulary, so a flipped sample cannot score it).
+  std::vector<int32_t> flipped_answer_;
 };
 
 }  // namespace unitrain::vqa

@@ -23,6 +23,7 @@ constexpr const char* kDefaultsJson = R"({
   "max_length": 25,
   "image": {"min_size": 800, "max_size": 1333, "train_min_sizes": [], "hflip": 0.0,
             "augment": null, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+  "flip_swap": [["left", "right"]],
   "on_bad_record": "error",
   "check_images": true
 })";
@@ -115,6 +116,7 @@ Vqa2Options vqa2_options_from_json(const nlohmann::json& j, const std::string& w
   data::ImageTransformOptions image;
   image.augment = data::is_train_split(o.split);
   o.image = data::image_transform_options_from_json(j.at("image"), image, where + "/image");
+  o.flip_swap = data::word_pairs_from_json(j.at("flip_swap"), where + "/flip_swap");
   o.on_bad_record = data::on_bad_record_from_json(j.at("on_bad_record"), where + "/on_bad_record");
   o.check_images = j.at("check_images").get<bool>();
   return o;

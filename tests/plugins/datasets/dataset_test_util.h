@@ -40,7 +40,7 @@ inline std::filesystem::path write_vocab(const TempDir& dir) {
   const auto file = dir / "vocab.txt";
   write_file(file,
              "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nwhat\nis\nthe\ncolor\nof\ndog\ncat\na\n"
-             "man\nriding\nhorse\n?\n.\nhow\nmany\nthere\nare\n\"\nyes\nno\n");
+             "man\nriding\nhorse\n?\n.\nhow\nmany\nthere\nare\n\"\nyes\nno\nleft\nright\non\nor\n");
   return file;
 }
 

@@ -56,6 +56,19 @@ TEST(SnliVeDataset, ReadsBothImageKeySpellingsAndLabels) {
   EXPECT_EQ(ds.labels().names, (std::vector<std::string>{"entailment", "neutral", "contradiction"}));
 }
 
+TEST(SnliVeDataset, FlippedImageSwapsLeftAndRightInTheHypothesis) {
+  SnliFiles files;
+  auto options = files.options(line(
+      {{"Flikr30kID", "1000092795.jpg"}, {"sentence2", "a dog on the left."}, {"gold_label", "entailment"}}));
+  const SnliVeDataset plain(options);
+  options.image.augment = true;
+  options.image.hflip = 1.0;
+  const Sample s = SnliVeDataset(options).get(0, 0);
+  EXPECT_EQ(s.input_ids, options.tokenizer->encode("a dog on the right.").input_ids);
+  EXPECT_EQ(s.label, 0);
+  EXPECT_TRUE(torch::equal(s.image, plain.get(0, 0).image.flip({2})));
+}
+
 TEST(SnliVeDataset, MalformedJsonLineNamesTheLine) {
   SnliFiles files;
   const std::string text =

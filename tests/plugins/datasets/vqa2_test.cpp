@@ -116,6 +116,47 @@ TEST(Vqa2Dataset, QuestionImageAndTokens) {
   EXPECT_NEAR(evaluator->compute().at("vqa_accuracy").get<double>(), 1.0, 1e-6);
 }
 
+TEST(Vqa2Dataset, FlippedImageSwapsLeftAndRightInQuestionAndAnswers) {
+  VqaFiles files;
+  std::vector<std::string> answers(10, "left");
+  answers[9] = "right";  // one annotator disagrees: scores left 1, right 0.3
+  files.add(1, 42, "Is the dog on the left or the right?", answers);
+  files.add(2, 42, "Is the cat on the left?", std::vector<std::string>(10, "yes"));
+  auto options = files.options({"left", "right", "yes"});
+  const Vqa2Dataset plain(options);
+  options.image.augment = true;
+  options.image.hflip = 1.0;
+  const Vqa2Dataset flipping(options);
+
+  const Sample a = plain.get(0, 0);
+  const Sample b = flipping.get(0, 0);
+  EXPECT_TRUE(torch::equal(b.image, a.image.flip({2})));
+  EXPECT_EQ(b.input_ids, options.tokenizer->encode("Is the dog on the right or the left?").input_ids);
+  EXPECT_NE(b.input_ids, a.input_ids);
+  EXPECT_NEAR(a.soft_label[0].item<float>(), 1.0, 1e-6);
+  EXPECT_NEAR(a.soft_label[1].item<float>(), 0.3, 1e-6);
+  EXPECT_EQ(a.label, 0);
+  EXPECT_NEAR(b.soft_label[0].item<float>(), 0.3, 1e-6);
+  EXPECT_NEAR(b.soft_label[1].item<float>(), 1.0, 1e-6);
+  EXPECT_EQ(b.label, 1);
+  // Other answers stay.
+  const Sample c = flipping.get(1, 0);
+  EXPECT_EQ(c.label, 2);
+  EXPECT_EQ(c.input_ids, options.tokenizer->encode("Is the cat on the right?").input_ids);
+
+  // A swapped answer outside the vocabulary cannot be scored.
+  auto narrow = files.options({"left", "yes"});
+  narrow.image.augment = true;
+  narrow.image.hflip = 1.0;
+  const Sample d = Vqa2Dataset(narrow).get(0, 0);
+  EXPECT_EQ(d.soft_label.sum().item<float>(), 0.0f);
+  EXPECT_EQ(d.label, -1);
+
+  // No swapping when the pairs are empty.
+  options.flip_swap.clear();
+  EXPECT_EQ(Vqa2Dataset(options).get(0, 0).label, 0);
+}
+
 TEST(Vqa2Dataset, VocabularyFromNormalizedMultipleChoiceAnswers) {
   TempDir dir;
   json annotations = {{"annotations", json::array()}};

@@ -75,6 +75,7 @@ std::pair<int64_t, int64_t> resized_size(int64_t height, int64_t width, int64_t 
 struct TransformedImage {
   torch::Tensor image;  // [3, H, W] float32 normalized
   torch::Tensor boxes;  // [N, 4] float32 cxcywh normalized to (W, H); undefined if no boxes given
+  bool flipped = false;  // whether the random horizontal flip was applied
 };
 
 class ImageTransform {
@@ -91,6 +92,21 @@ class ImageTransform {
  private:
   ImageTransformOptions options_;
 };
+
+// Words that trade places in a sample's text when its image is flipped horizontally
+// ("left" <-> "right"), so that a flip keeps questions, answers and hypotheses true (the
+// caption rule of MDETR's flip augmentation). Readers with text take a "flip_swap" key.
+using WordPairs = std::vector<std::pair<std::string, std::string>>;
+
+// Reads [["left", "right"], ...]. ConfigError at `where` for another shape, an empty
+// word, a word that is not letters and digits only, or a word in two pairs.
+WordPairs word_pairs_from_json(const nlohmann::json& j, const std::string& where);
+nlohmann::json word_pairs_to_json(const WordPairs& pairs);
+
+// `text` with every whole word (a maximal run of ASCII letters and digits) that equals a
+// word of a pair, ignoring case, replaced by its partner. The replacement takes the case
+// of the word it replaces when that is all upper case or capitalized ("Left" -> "Right").
+std::string swap_words(const std::string& text, const WordPairs& pairs);
 
 // True when a split name means training data ("train", "train2014", "train_small").
 bool is_train_split(const std::string& split);
