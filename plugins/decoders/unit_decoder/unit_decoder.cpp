@@ -19,6 +19,24 @@ UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
   read(j, where, "dropout", o.dropout());
   read(j, where, "activation", o.activation());
   read(j, where, "return_intermediate", o.return_intermediate());
+  if (j.contains("borrow_queries")) {
+    const auto& b = j.at("borrow_queries");
+    const std::string at = key_path(where, "borrow_queries");
+    if (!b.is_object()) {
+      throw ConfigError(at + ": expected an object {\"task\": \"task whose queries it borrows\"}, "
+                        "found " + b.dump());
+    }
+    for (const auto& [task, other] : b.items()) {
+      if (!other.is_string() || other.get<std::string>().empty()) {
+        throw ConfigError(at + "/" + task + ": expected the name of another task, found " +
+                          other.dump());
+      }
+      if (other.get<std::string>() == task) {
+        throw ConfigError(at + "/" + task + ": a task cannot borrow its own queries");
+      }
+      o.borrow_queries()[task] = other.get<std::string>();
+    }
+  }
   if (o.d_model() < 1) throw ConfigError(key_path(where, "d_model") + ": must be positive");
   if (o.num_layers() < 1) throw ConfigError(key_path(where, "num_layers") + ": must be >= 1");
   if (o.num_heads() < 1 || o.d_model() % o.num_heads() != 0) {
@@ -45,7 +63,8 @@ nlohmann::json to_json(const UnitDecoderOptions& o) {
           {"dim_feedforward", o.dim_feedforward()},
           {"dropout", o.dropout()},
           {"activation", o.activation()},
-          {"return_intermediate", o.return_intermediate()}};
+          {"return_intermediate", o.return_intermediate()},
+          {"borrow_queries", o.borrow_queries()}};
 }
 
 UnitDecoderImpl::UnitDecoderImpl(const UnitDecoderOptions& options_) : options(options_) {
@@ -124,6 +143,15 @@ torch::Tensor UnitDecoderImpl::decode(const std::string& task, const EncoderOutp
   auto src = m.transpose(0, 1);  // [S, B, D]
   auto pos = memory.pos.defined() ? memory.pos.transpose(0, 1) : torch::Tensor();
   auto table = queries[task]->as<torch::nn::Embedding>()->weight;  // [Q, D]
+  if (auto b = options.borrow_queries().find(task); b != options.borrow_queries().end()) {
+    if (!queries->contains(b->second)) {
+      throw ConfigError("unit_decoder: borrow_queries/" + task + ": task \"" + b->second +
+                        "\" has no queries in this decoder (borrowing needs a decoder shared "
+                        "by both tasks)");
+    }
+    // Detached: the borrowed table keeps learning from its own task only.
+    table = torch::cat({table, queries[b->second]->as<torch::nn::Embedding>()->weight.detach()});
+  }
   auto query_pos = table.unsqueeze(1).expand({-1, batch, -1});    // [Q, B, D]
   auto tgt = torch::zeros_like(query_pos);
   auto out = decoder(tgt, src, memory.mask, pos, query_pos);  // [L, Q, B, D]
@@ -137,7 +165,7 @@ namespace {
 // Every key with its default; the host rejects keys not listed here.
 constexpr const char* kDefaultsJson = R"({
   "d_model": 768, "num_layers": 6, "num_heads": 8, "dim_feedforward": 2048,
-  "dropout": 0.1, "activation": "relu", "return_intermediate": true
+  "dropout": 0.1, "activation": "relu", "return_intermediate": true, "borrow_queries": {}
 })";
 
 std::shared_ptr<unitrain::Decoder> make_unit_decoder(const nlohmann::json& options) {

@@ -2,6 +2,7 @@
 // learned table per task. Target = zeros; the query table is added as query position.
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +14,9 @@
 #include "unitrain/nn/transformer.h"
 
 namespace unitrain::decoders {
+
+// Task -> the task whose queries it borrows (see borrow_queries).
+using QueryBorrowing = std::map<std::string, std::string>;
 
 // JSON keys are the field names. Defaults follow MMF's UniT (shared decoder).
 struct UnitDecoderOptions {
@@ -27,6 +31,10 @@ struct UnitDecoderOptions {
   // Return every layer's output (for auxiliary losses) or only the last ([1, B, Q, D]).
   // Default: true.
   TORCH_ARG(bool, return_intermediate) = true;
+  // Task -> another task whose query table is appended, detached, after the task's own
+  // queries when the task is decoded: {"vqa2": "coco"} lets VQA's queries read, through
+  // self-attention, what the detection queries find. Needs a shared decoder. Default: {}.
+  TORCH_ARG(QueryBorrowing, borrow_queries);
 };
 
 UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
@@ -47,6 +55,7 @@ class UnitDecoderImpl : public torch::nn::Cloneable<UnitDecoderImpl>, public Dec
   // memory.memory [B, S, D], memory.mask [B, S] (true at padding; none when
   // undefined), memory.pos [B, S, D] (zeros when undefined). Returns [L, B, Q, D]
   // (L = num_layers, or 1 without return_intermediate), after the final LayerNorm.
+  // With borrow_queries, Q counts the task's own queries first, then the borrowed ones.
   torch::Tensor decode(const std::string& task, const EncoderOutput& memory) override;
 
   std::vector<std::string> tasks() const;

@@ -145,4 +145,74 @@ TEST(UnitDecoder, TaskErrors) {
   EXPECT_THROW(make(tiny({{"activation", "swish"}})), unitrain::Error);
 }
 
+TEST(UnitDecoder, BorrowedQueriesFollowTheOwnAndGetNoGradient) {
+  auto decoder = make(tiny({{"borrow_queries", {{"vqa2", "coco"}}}}));
+  decoder->add_task("vqa2", 2);
+  decoder->add_task("coco", 3);
+  auto m = memory(2, 9, 16);
+  auto out = decoder->decode("vqa2", m);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{3, 2, 5, 16}));
+  EXPECT_EQ(decoder->decode("coco", m).size(2), 3);  // coco borrows nothing
+
+  // Exactly a decode of one table holding vqa2's queries, then coco's.
+  auto both = make(tiny());
+  both->add_task("both", 5);
+  {
+    torch::NoGradGuard no_grad;
+    auto from = decoder->named_parameters();
+    auto to = both->named_parameters();
+    for (auto& p : to) {
+      if (p.key() == "queries.both.weight") {
+        p.value().copy_(torch::cat({from["queries.vqa2.weight"], from["queries.coco.weight"]}));
+      } else {
+        p.value().copy_(from[p.key()]);
+      }
+    }
+  }
+  EXPECT_TRUE(torch::allclose(both->decode("both", m), out, 1e-6, 1e-6));
+  // The borrowed queries change what the own ones compute (through self-attention).
+  auto own = make(tiny());
+  own->add_task("vqa2", 2);
+  {
+    torch::NoGradGuard no_grad;
+    auto from = decoder->named_parameters();
+    for (auto& p : own->named_parameters()) p.value().copy_(from[p.key()]);
+  }
+  EXPECT_FALSE(torch::allclose(own->decode("vqa2", m), out.narrow(2, 0, 2), 1e-4, 1e-4));
+
+  // No gradient reaches the borrowed table from the borrowing task.
+  out.sum().backward();
+  auto params = decoder->named_parameters();
+  EXPECT_GT(params["queries.vqa2.weight"].grad().abs().sum().item<double>(), 0.0);
+  EXPECT_FALSE(params["queries.coco.weight"].grad().defined());
+}
+
+TEST(UnitDecoder, BorrowQueriesErrors) {
+  const auto message = [](const Json& borrow) {
+    try {
+      make(tiny({{"borrow_queries", borrow}}));
+    } catch (const unitrain::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{"vqa2", "vqa2"}}).find("borrow_queries/vqa2: a task cannot borrow its own queries"),
+            std::string::npos);
+  EXPECT_NE(message({{"vqa2", 3}}).find("borrow_queries/vqa2: expected the name of another task, found 3"),
+            std::string::npos);
+  EXPECT_NE(message(Json::array()).find("borrow_queries: expected an object"), std::string::npos);
+
+  auto decoder = make(tiny({{"borrow_queries", {{"vqa2", "coco"}}}}));
+  decoder->add_task("vqa2", 2);
+  try {
+    decoder->decode("vqa2", memory(1, 3, 16));
+    FAIL() << "expected ConfigError";
+  } catch (const unitrain::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("borrow_queries/vqa2: task \"coco\" has no queries in this "
+                                         "decoder"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
