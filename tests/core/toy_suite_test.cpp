@@ -1,5 +1,5 @@
 // The toy suite: deterministic bytes, every file in its format, balanced labels,
-// boxes inside their images, every word read by WordPiece with vocab.txt.
+// boxes inside their images, every word in vocab.txt.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,7 +16,6 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "unitrain/errors.h"
-#include "unitrain/tokenizer.h"
 #include "unitrain/toy/toy_suite.h"
 
 namespace unitrain::toy {
@@ -354,30 +353,14 @@ TEST_F(ToySuiteTest, VocabularyCoversEveryWordOfEveryTextField) {
       for (size_t column : columns) texts.push_back(row.at(column));
     }
   }
-  // Every word is in the vocabulary, or is the plural of one and reads as singular + ##s.
-  TokenizerOptions options;
-  options.vocab = (dir() / "vocab.txt").string();
-  const auto tokenizer = make_tokenizer(options);
-  size_t checked = 0, plurals = 0;
+  size_t checked = 0;
   for (const std::string& text : texts) {
     for (const std::string& word : words_of(text)) {
-      if (known.count(word)) {
-        EXPECT_EQ(tokenizer->tokenize(word), std::vector<std::string>{word});
-      } else {
-        const std::string singular = word.substr(0, word.size() - 1);
-        EXPECT_TRUE(word.back() == 's' && known.count(singular))
-            << "'" << word << "' of \"" << text << "\" is not in vocab.txt, nor its singular";
-        EXPECT_EQ(tokenizer->tokenize(word), (std::vector<std::string>{singular, "##s"}));
-        ++plurals;
-      }
+      EXPECT_TRUE(known.count(word)) << "'" << word << "' of \"" << text << "\" is not in vocab.txt";
       ++checked;
     }
   }
   EXPECT_GT(checked, 1000u);
-  EXPECT_GT(plurals, 10u);
-  EXPECT_FALSE(known.count("circles"));
-  EXPECT_EQ(tokenizer->tokenize("How many circles are there?"),
-            (std::vector<std::string>{"how", "many", "circle", "##s", "are", "there", "?"}));
 }
 
 TEST_F(ToySuiteTest, ManifestListsEveryDataset) {

@@ -3,9 +3,6 @@
 #include "unitrain/toy/toy_suite.h"
 
 #include <fstream>
-#include <set>
-#include <string>
-#include <vector>
 
 #include <fmt/format.h>
 
@@ -50,22 +47,9 @@ nlohmann::ordered_json options_json(const ToySuiteOptions& options) {
           {"jpeg_quality", options.jpeg_quality}};
 }
 
-// True for "circles" when "circle" is a word too (singular of 3 letters or more).
-bool plural_of_a_word(const std::string& word, const std::set<std::string>& words) {
-  return word.size() >= 4 && word.back() == 's' && words.count(word.substr(0, word.size() - 1)) > 0;
-}
-
-// The special tokens, then every word except the plurals of other words, which WordPiece
-// reads as singular + "##s": "circles" shares the embedding of "circle", as the two
-// share meaning in a pretrained BERT. Sorted words, then "##s".
-std::vector<std::string> vocabulary(const WordCollector& words) {
-  std::vector<std::string> out = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
-  bool plurals = false;
-  for (const std::string& word : words.words()) {
-    if (plural_of_a_word(word, words.words())) plurals = true;
-    else out.push_back(word);
-  }
-  if (plurals) out.push_back("##s");
+std::string vocabulary(const WordCollector& words) {
+  std::string out = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+  for (const std::string& word : words.words()) out += word + "\n";
   return out;
 }
 
@@ -78,7 +62,6 @@ the real format of the dataset it stands for; docs/toy_suite.md in the unitrain
 sources describes each one.
 
     vocab.txt                      WordPiece vocabulary (uncased) covering every word
-                                   (plurals as singular + "##s")
     manifest.json                  files, record and label counts of every dataset
     coco/annotations/instances_{train,val}2017.json
     coco/{train,val}2017/<id:012d>.jpg
@@ -125,11 +108,8 @@ nlohmann::ordered_json make_toy_suite(const std::filesystem::path& dir,
   const nlohmann::ordered_json glue = write_glue(dir, options, words);
   for (const char* task : {"qnli", "mnli", "qqp", "sst2"}) datasets[task] = glue.at(task);
 
-  const std::vector<std::string> vocab = vocabulary(words);
-  std::string vocab_text;
-  for (const std::string& token : vocab) vocab_text += token + "\n";
-  write_file(dir, "vocab.txt", vocab_text);
-  manifest["vocab_size"] = vocab.size();
+  write_file(dir, "vocab.txt", vocabulary(words));
+  manifest["vocab_size"] = words.words().size() + 5;
   write_file(dir, "manifest.json", manifest.dump(2) + "\n");
   write_file(dir, "README.md", kReadme);
   return manifest;

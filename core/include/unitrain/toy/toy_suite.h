@@ -42,7 +42,7 @@ nlohmann::ordered_json make_toy_suite(const std::filesystem::path& dir,
 
 // Raised whenever the generator writes different files for the same options; recorded
 // in manifest.json as "version".
-inline constexpr int kToySuiteVersion = 3;
+inline constexpr int kToySuiteVersion = 2;
 
 // True when dir/manifest.json exists and records this generator version and exactly
 // these options, i.e. make_toy_suite(dir, options) would write what is there (files
