@@ -178,7 +178,8 @@ TEST(SwapWords, WholeWordsIgnoringCaseKeepingTheirCase) {
 TEST(SwapWords, PairsFromJsonAndTheirErrors) {
   EXPECT_EQ(word_pairs_from_json(nlohmann::json::parse(R"([["Left", "right"]])"), "x"),
             (WordPairs{{"left", "right"}}));
-  EXPECT_EQ(word_pairs_to_json({{"left", "right"}}), nlohmann::json::parse(R"([["left", "right"]])"));
+  EXPECT_EQ(word_pairs_to_json({{"left", "right"}}),
+            nlohmann::json::parse(R"([["left", "right"]])"));
   EXPECT_TRUE(word_pairs_from_json(nlohmann::json::array(), "x").empty());
   const auto message = [](const char* text) {
     try {

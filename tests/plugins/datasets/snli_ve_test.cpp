@@ -58,8 +58,9 @@ TEST(SnliVeDataset, ReadsBothImageKeySpellingsAndLabels) {
 
 TEST(SnliVeDataset, FlippedImageSwapsLeftAndRightInTheHypothesis) {
   SnliFiles files;
-  auto options = files.options(line(
-      {{"Flikr30kID", "1000092795.jpg"}, {"sentence2", "a dog on the left."}, {"gold_label", "entailment"}}));
+  auto options = files.options(line({{"Flikr30kID", "1000092795.jpg"},
+                                      {"sentence2", "a dog on the left."},
+                                      {"gold_label", "entailment"}}));
   const SnliVeDataset plain(options);
   options.image.augment = true;
   options.image.hflip = 1.0;

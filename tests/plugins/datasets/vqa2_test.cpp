@@ -131,7 +131,8 @@ TEST(Vqa2Dataset, FlippedImageSwapsLeftAndRightInQuestionAndAnswers) {
   const Sample a = plain.get(0, 0);
   const Sample b = flipping.get(0, 0);
   EXPECT_TRUE(torch::equal(b.image, a.image.flip({2})));
-  EXPECT_EQ(b.input_ids, options.tokenizer->encode("Is the dog on the right or the left?").input_ids);
+  EXPECT_EQ(b.input_ids,
+            options.tokenizer->encode("Is the dog on the right or the left?").input_ids);
   EXPECT_NE(b.input_ids, a.input_ids);
   EXPECT_NEAR(a.soft_label[0].item<float>(), 1.0, 1e-6);
   EXPECT_NEAR(a.soft_label[1].item<float>(), 0.3, 1e-6);

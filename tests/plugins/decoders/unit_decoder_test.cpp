@@ -196,9 +196,11 @@ TEST(UnitDecoder, BorrowQueriesErrors) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message({{"vqa2", "vqa2"}}).find("borrow_queries/vqa2: a task cannot borrow its own queries"),
+  EXPECT_NE(message({{"vqa2", "vqa2"}})
+                .find("borrow_queries/vqa2: a task cannot borrow its own queries"),
             std::string::npos);
-  EXPECT_NE(message({{"vqa2", 3}}).find("borrow_queries/vqa2: expected the name of another task, found 3"),
+  EXPECT_NE(message({{"vqa2", 3}})
+                .find("borrow_queries/vqa2: expected the name of another task, found 3"),
             std::string::npos);
   EXPECT_NE(message(Json::array()).find("borrow_queries: expected an object"), std::string::npos);
 
@@ -208,8 +210,8 @@ TEST(UnitDecoder, BorrowQueriesErrors) {
     decoder->decode("vqa2", memory(1, 3, 16));
     FAIL() << "expected ConfigError";
   } catch (const unitrain::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("borrow_queries/vqa2: task \"coco\" has no queries in this "
-                                         "decoder"),
+    EXPECT_NE(std::string(e.what()).find(
+                  "borrow_queries/vqa2: task \"coco\" has no queries in this decoder"),
               std::string::npos)
         << e.what();
   }
