@@ -228,7 +228,9 @@ Sample Vqa2Dataset::get(int64_t index, uint64_t seed) const {
     s.soft_label = torch::zeros({static_cast<int64_t>(options_.answers->size())}, torch::kFloat32);
     auto a = s.soft_label.accessor<float, 1>();
     float best = 0;
-    for (const auto& [id, score] : scores(r, flipped)) {
+    std::vector<std::pair<int32_t, float>> swapped;
+    if (flipped) swapped = swapped_scores(r);
+    for (const auto& [id, score] : flipped ? swapped : r.scores) {
       a[id] = score;
       if (score > best) {
         best = score;
@@ -240,8 +242,7 @@ Sample Vqa2Dataset::get(int64_t index, uint64_t seed) const {
   return s;
 }
 
-std::vector<std::pair<int32_t, float>> Vqa2Dataset::scores(const Record& r, bool flipped) const {
-  if (!flipped) return r.scores;
+std::vector<std::pair<int32_t, float>> Vqa2Dataset::swapped_scores(const Record& r) const {
   std::vector<std::pair<int32_t, float>> out;
   for (const auto& [id, score] : r.scores) {
     if (flipped_answer_[id] >= 0) out.emplace_back(flipped_answer_[id], score);

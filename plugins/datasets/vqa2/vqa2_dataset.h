@@ -64,8 +64,8 @@ class Vqa2Dataset : public Dataset {
   };
 
   std::filesystem::path image_path(int64_t image_id) const;
-  // The sparse soft scores of `r`, with the answers swapped when the image is flipped.
-  std::vector<std::pair<int32_t, float>> scores(const Record& r, bool flipped) const;
+  // The sparse soft scores of `r` for a flipped image: answers swapped by flip_swap.
+  std::vector<std::pair<int32_t, float>> swapped_scores(const Record& r) const;
 
   Vqa2Options options_;
   data::ImageTransform transform_;

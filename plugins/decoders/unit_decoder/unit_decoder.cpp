@@ -142,13 +142,17 @@ torch::Tensor UnitDecoderImpl::decode(const std::string& task, const EncoderOutp
   }
   auto src = m.transpose(0, 1);  // [S, B, D]
   auto pos = memory.pos.defined() ? memory.pos.transpose(0, 1) : torch::Tensor();
-  auto table = queries[task]->as<torch::nn::Embedding>()->weight;  // [Q, D]
-  if (auto b = options.borrow_queries().find(task); b != options.borrow_queries().end()) {
-    if (!queries->contains(b->second)) {
-      throw ConfigError("unit_decoder: borrow_queries/" + task + ": task \"" + b->second +
+  // Every entry is checked, so a misspelt task fails at the first decode of any task.
+  for (const auto& [borrower, lender] : options.borrow_queries()) {
+    for (const std::string& name : {borrower, lender}) {
+      if (queries->contains(name)) continue;
+      throw ConfigError("unit_decoder: borrow_queries/" + borrower + ": task \"" + name +
                         "\" has no queries in this decoder (borrowing needs a decoder shared "
                         "by both tasks)");
     }
+  }
+  auto table = queries[task]->as<torch::nn::Embedding>()->weight;  // [Q, D]
+  if (auto b = options.borrow_queries().find(task); b != options.borrow_queries().end()) {
     // Detached: the borrowed table keeps learning from its own task only.
     table = torch::cat({table, queries[b->second]->as<torch::nn::Embedding>()->weight.detach()});
   }

@@ -215,6 +215,18 @@ TEST(UnitDecoder, BorrowQueriesErrors) {
               std::string::npos)
         << e.what();
   }
+  // A misspelt borrower fails too, whichever task is decoded.
+  auto typo = make(tiny({{"borrow_queries", {{"vqa", "coco"}}}}));
+  typo->add_task("vqa2", 2);
+  typo->add_task("coco", 3);
+  try {
+    typo->decode("coco", memory(1, 3, 16));
+    FAIL() << "expected ConfigError";
+  } catch (const unitrain::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("borrow_queries/vqa: task \"vqa\" has no queries"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
