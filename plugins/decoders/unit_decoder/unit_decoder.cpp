@@ -1,5 +1,7 @@
 #include "unit_decoder.h"
 
+#include <algorithm>
+
 #include "unitrain/errors.h"
 #include "unitrain/options.h"
 #include "unitrain/plugin.h"
@@ -37,6 +39,20 @@ UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
       o.borrow_queries()[task] = other.get<std::string>();
     }
   }
+  read(j, where, "fusion_layers", o.fusion_layers());
+  read(j, where, "fusion_tasks", o.fusion_tasks());
+  if (o.fusion_layers() < 0) {
+    throw ConfigError(key_path(where, "fusion_layers") + ": must be >= 0");
+  }
+  if (o.fusion_layers() > 0 && o.fusion_tasks().empty()) {
+    throw ConfigError(key_path(where, "fusion_tasks") +
+                      ": fusion_layers is " + std::to_string(o.fusion_layers()) +
+                      " but no task is listed to use them");
+  }
+  if (o.fusion_layers() == 0 && !o.fusion_tasks().empty()) {
+    throw ConfigError(key_path(where, "fusion_layers") +
+                      ": fusion_tasks lists tasks but fusion_layers is 0");
+  }
   if (o.d_model() < 1) throw ConfigError(key_path(where, "d_model") + ": must be positive");
   if (o.num_layers() < 1) throw ConfigError(key_path(where, "num_layers") + ": must be >= 1");
   if (o.num_heads() < 1 || o.d_model() % o.num_heads() != 0) {
@@ -64,7 +80,9 @@ nlohmann::json to_json(const UnitDecoderOptions& o) {
           {"dropout", o.dropout()},
           {"activation", o.activation()},
           {"return_intermediate", o.return_intermediate()},
-          {"borrow_queries", o.borrow_queries()}};
+          {"borrow_queries", o.borrow_queries()},
+          {"fusion_layers", o.fusion_layers()},
+          {"fusion_tasks", o.fusion_tasks()}};
 }
 
 UnitDecoderImpl::UnitDecoderImpl(const UnitDecoderOptions& options_) : options(options_) {
@@ -82,6 +100,12 @@ void UnitDecoderImpl::reset() {
                          .final_norm(true)
                          .return_intermediate(options.return_intermediate())));
   unitrain::nn::xavier_uniform_matrices(*decoder);
+  if (options.fusion_layers() > 0) {
+    fusion = register_module(
+        "fusion", unitrain::nn::TransformerEncoder(
+                      unitrain::nn::TransformerEncoderOptions(layer, options.fusion_layers())));
+    unitrain::nn::xavier_uniform_matrices(*fusion);
+  }
   queries = register_module("queries", torch::nn::ModuleDict());
   for (const auto& [task, num_queries] : tasks_) {
     queries->update({{task, torch::nn::Embedding(num_queries, options.d_model()).ptr()}});
@@ -151,6 +175,15 @@ torch::Tensor UnitDecoderImpl::decode(const std::string& task, const EncoderOutp
                         "by both tasks)");
     }
   }
+  for (const auto& name : options.fusion_tasks()) {
+    if (queries->contains(name)) continue;
+    throw ConfigError("unit_decoder: fusion_tasks: task \"" + name +
+                      "\" has no queries in this decoder");
+  }
+  const auto& fused = options.fusion_tasks();
+  if (std::find(fused.begin(), fused.end(), task) != fused.end()) {
+    src = fusion(src, memory.mask, pos);
+  }
   auto table = queries[task]->as<torch::nn::Embedding>()->weight;  // [Q, D]
   if (auto b = options.borrow_queries().find(task); b != options.borrow_queries().end()) {
     // Detached: the borrowed table keeps learning from its own task only.
@@ -169,7 +202,8 @@ namespace {
 // Every key with its default; the host rejects keys not listed here.
 constexpr const char* kDefaultsJson = R"({
   "d_model": 768, "num_layers": 6, "num_heads": 8, "dim_feedforward": 2048,
-  "dropout": 0.1, "activation": "relu", "return_intermediate": true, "borrow_queries": {}
+  "dropout": 0.1, "activation": "relu", "return_intermediate": true, "borrow_queries": {},
+  "fusion_layers": 0, "fusion_tasks": []
 })";
 
 std::shared_ptr<unitrain::Decoder> make_unit_decoder(const nlohmann::json& options) {

@@ -35,6 +35,14 @@ struct UnitDecoderOptions {
   // queries when the task is decoded: {"vqa2": "coco"} lets VQA's queries read, through
   // self-attention, what the detection queries find. Needs a shared decoder. Default: {}.
   TORCH_ARG(QueryBorrowing, borrow_queries);
+  // Post-norm encoder layers run over the memory of the tasks in fusion_tasks before it
+  // is decoded, with the memory's position embedding added to queries and keys (DETR's
+  // encoder layer). For a task whose memory joins image and text, every image position
+  // can then attend to the words and every word to the image (single-stream fusion, as
+  // in VisualBERT or ViLT). Shared by those tasks. Default: 0 (UniT: none).
+  TORCH_ARG(int64_t, fusion_layers) = 0;
+  // Tasks whose memory goes through the fusion layers. Default: [].
+  TORCH_ARG(std::vector<std::string>, fusion_tasks);
 };
 
 UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
@@ -56,12 +64,14 @@ class UnitDecoderImpl : public torch::nn::Cloneable<UnitDecoderImpl>, public Dec
   // undefined), memory.pos [B, S, D] (zeros when undefined). Returns [L, B, Q, D]
   // (L = num_layers, or 1 without return_intermediate), after the final LayerNorm.
   // With borrow_queries, Q counts the task's own queries first, then the borrowed ones.
+  // A task in fusion_tasks has its memory passed through the fusion layers first.
   torch::Tensor decode(const std::string& task, const EncoderOutput& memory) override;
 
   std::vector<std::string> tasks() const;
 
   UnitDecoderOptions options;
   unitrain::nn::TransformerDecoder decoder{nullptr};
+  unitrain::nn::TransformerEncoder fusion{nullptr};  // null without fusion_layers
   torch::nn::ModuleDict queries{nullptr};
 
  private:

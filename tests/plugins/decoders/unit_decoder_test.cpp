@@ -5,6 +5,7 @@
 #include "plugins/plugin_loader.h"
 #include "unitrain/decoder.h"
 #include "unitrain/errors.h"
+#include "unitrain/nn/transformer.h"
 
 namespace {
 
@@ -224,6 +225,92 @@ TEST(UnitDecoder, BorrowQueriesErrors) {
     FAIL() << "expected ConfigError";
   } catch (const unitrain::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("borrow_queries/vqa: task \"vqa\" has no queries"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(UnitDecoder, FusionLayersEncodeTheMemoryOfTheListedTasksOnly) {
+  auto decoder = make(tiny({{"fusion_layers", 2}, {"fusion_tasks", {"vqa2"}}}));
+  decoder->add_task("vqa2", 2);
+  decoder->add_task("coco", 3);
+  auto m = memory(2, 9, 16);
+  m.mask.index_put_({1, torch::indexing::Slice(6)}, true);  // sample 1: 3 padded positions
+
+  // The same decoder without fusion, and the fusion stack on its own, with equal weights.
+  auto plain = make(tiny());
+  plain->add_task("vqa2", 2);
+  plain->add_task("coco", 3);
+  auto layer = unitrain::nn::TransformerLayerOptions(16, 4).dim_feedforward(32).dropout(0.0);
+  unitrain::nn::TransformerEncoder fusion(unitrain::nn::TransformerEncoderOptions(layer, 2));
+  {
+    torch::NoGradGuard no_grad;
+    auto from = decoder->named_parameters();
+    for (auto& p : plain->named_parameters()) p.value().copy_(from[p.key()]);
+    for (auto& p : fusion->named_parameters()) p.value().copy_(from["fusion." + p.key()]);
+  }
+  EXPECT_EQ(decoder->named_parameters().size(),
+            plain->named_parameters().size() + fusion->named_parameters().size());
+
+  unitrain::EncoderOutput fused = m;
+  fused.memory = fusion(m.memory.transpose(0, 1), m.mask, m.pos.transpose(0, 1)).transpose(0, 1);
+  auto out = decoder->decode("vqa2", m);
+  EXPECT_TRUE(torch::allclose(out, plain->decode("vqa2", fused), 1e-6, 1e-6));
+  EXPECT_FALSE(torch::allclose(out, plain->decode("vqa2", m), 1e-4, 1e-4));
+  EXPECT_TRUE(torch::allclose(decoder->decode("coco", m), plain->decode("coco", m), 1e-6, 1e-6));
+
+  // Padded positions change nothing, in the fusion layers as in the decoder.
+  auto changed = m;
+  changed.memory = m.memory.clone();
+  changed.memory.index_put_({1, torch::indexing::Slice(6)}, 100.0);
+  EXPECT_TRUE(torch::allclose(decoder->decode("vqa2", changed), out, 1e-5, 1e-5));
+
+  // The fusion layers learn from the fused task and not from the others.
+  const auto fusion_grad = [&](const std::string& task) {
+    decoder->zero_grad();
+    decoder->decode(task, m).sum().backward();
+    double total = 0;
+    for (const auto& p : decoder->named_parameters()) {
+      if (p.key().rfind("fusion.", 0) == 0 && p.value().grad().defined()) {
+        total += p.value().grad().abs().sum().item<double>();
+      }
+    }
+    return total;
+  };
+  EXPECT_GT(fusion_grad("vqa2"), 0.0);
+  EXPECT_EQ(fusion_grad("coco"), 0.0);
+}
+
+TEST(UnitDecoder, FusionErrors) {
+  const auto message = [](const Json& overrides) {
+    try {
+      make(tiny(overrides));
+    } catch (const unitrain::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{"fusion_layers", 1}}).find(
+                "fusion_tasks: fusion_layers is 1 but no task is listed to use them"),
+            std::string::npos);
+  EXPECT_NE(message({{"fusion_tasks", {"vqa2"}}}).find(
+                "fusion_layers: fusion_tasks lists tasks but fusion_layers is 0"),
+            std::string::npos);
+  EXPECT_NE(message({{"fusion_layers", -1}, {"fusion_tasks", {"vqa2"}}})
+                .find("fusion_layers: must be >= 0"),
+            std::string::npos);
+  const auto not_a_list = message({{"fusion_layers", 1}, {"fusion_tasks", "vqa2"}});
+  EXPECT_NE(not_a_list.find("fusion_tasks"), std::string::npos) << not_a_list;
+  EXPECT_NE(not_a_list.find("\"vqa2\""), std::string::npos) << not_a_list;
+
+  auto typo = make(tiny({{"fusion_layers", 1}, {"fusion_tasks", {"vqa"}}}));
+  typo->add_task("vqa2", 2);
+  try {
+    typo->decode("vqa2", memory(1, 3, 16));
+    FAIL() << "expected ConfigError";
+  } catch (const unitrain::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "fusion_tasks: task \"vqa\" has no queries in this decoder"),
               std::string::npos)
         << e.what();
   }
