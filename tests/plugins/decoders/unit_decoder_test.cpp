@@ -32,6 +32,27 @@ unitrain::EncoderOutput memory(int64_t b, int64_t s, int64_t d) {
   return m;
 }
 
+// The message of the error that creating a decoder from tiny(overrides) throws.
+std::string creation_error(const Json& overrides) {
+  try {
+    make(tiny(overrides));
+  } catch (const unitrain::Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// The message of the ConfigError that decoding `task` throws.
+std::string decode_error(const std::shared_ptr<unitrain::Decoder>& decoder,
+                         const std::string& task) {
+  try {
+    decoder->decode(task, memory(1, 3, 16));
+  } catch (const unitrain::ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
 // The target starts at zeros and attention biases start at zero, so the first
 // layer's self-attention sees all-zero values at initialization: its in_proj and
 // out_proj weights and norm1's weight get no gradient on the first step (as in DETR).
@@ -190,12 +211,7 @@ TEST(UnitDecoder, BorrowedQueriesFollowTheOwnAndGetNoGradient) {
 
 TEST(UnitDecoder, BorrowQueriesErrors) {
   const auto message = [](const Json& borrow) {
-    try {
-      make(tiny({{"borrow_queries", borrow}}));
-    } catch (const unitrain::Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
+    return creation_error({{"borrow_queries", borrow}});
   };
   EXPECT_NE(message({{"vqa2", "vqa2"}})
                 .find("borrow_queries/vqa2: a task cannot borrow its own queries"),
@@ -207,27 +223,17 @@ TEST(UnitDecoder, BorrowQueriesErrors) {
 
   auto decoder = make(tiny({{"borrow_queries", {{"vqa2", "coco"}}}}));
   decoder->add_task("vqa2", 2);
-  try {
-    decoder->decode("vqa2", memory(1, 3, 16));
-    FAIL() << "expected ConfigError";
-  } catch (const unitrain::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find(
-                  "borrow_queries/vqa2: task \"coco\" has no queries in this decoder"),
-              std::string::npos)
-        << e.what();
-  }
+  const auto no_lender = decode_error(decoder, "vqa2");
+  EXPECT_NE(no_lender.find("borrow_queries/vqa2: task \"coco\" has no queries in this decoder"),
+            std::string::npos)
+      << no_lender;
   // A misspelt borrower fails too, whichever task is decoded.
   auto typo = make(tiny({{"borrow_queries", {{"vqa", "coco"}}}}));
   typo->add_task("vqa2", 2);
   typo->add_task("coco", 3);
-  try {
-    typo->decode("coco", memory(1, 3, 16));
-    FAIL() << "expected ConfigError";
-  } catch (const unitrain::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("borrow_queries/vqa: task \"vqa\" has no queries"),
-              std::string::npos)
-        << e.what();
-  }
+  const auto misspelt = decode_error(typo, "coco");
+  EXPECT_NE(misspelt.find("borrow_queries/vqa: task \"vqa\" has no queries"), std::string::npos)
+      << misspelt;
 }
 
 TEST(UnitDecoder, FusionLayersEncodeTheMemoryOfTheListedTasksOnly) {
@@ -282,14 +288,7 @@ TEST(UnitDecoder, FusionLayersEncodeTheMemoryOfTheListedTasksOnly) {
 }
 
 TEST(UnitDecoder, FusionErrors) {
-  const auto message = [](const Json& overrides) {
-    try {
-      make(tiny(overrides));
-    } catch (const unitrain::Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  const auto message = creation_error;
   EXPECT_NE(message({{"fusion_layers", 1}}).find(
                 "fusion_tasks: fusion_layers is 1 but no task is listed to use them"),
             std::string::npos);
@@ -305,15 +304,10 @@ TEST(UnitDecoder, FusionErrors) {
 
   auto typo = make(tiny({{"fusion_layers", 1}, {"fusion_tasks", {"vqa"}}}));
   typo->add_task("vqa2", 2);
-  try {
-    typo->decode("vqa2", memory(1, 3, 16));
-    FAIL() << "expected ConfigError";
-  } catch (const unitrain::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find(
-                  "fusion_tasks: task \"vqa\" has no queries in this decoder"),
-              std::string::npos)
-        << e.what();
-  }
+  const auto misspelt = decode_error(typo, "vqa2");
+  EXPECT_NE(misspelt.find("fusion_tasks: task \"vqa\" has no queries in this decoder"),
+            std::string::npos)
+      << misspelt;
 }
 
 }  // namespace
