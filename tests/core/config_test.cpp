@@ -199,6 +199,14 @@ TEST(ExperimentErrors, UnknownEncoderName) {
   EXPECT_THAT(message, HasSubstr(":/tasks/vqa2/encoders/0: unknown encoder 'txt'; encoders in /model/encoders: text"));
 }
 
+TEST(ExperimentErrors, ObjectsFromNamesATask) {
+  test::TempDir dir;
+  test::write_file(dir / "x.json", kValid);
+  auto message = validate_error(dir / "x.json", {"tasks.vqa2.objects_from=coco"});
+  EXPECT_THAT(message, HasSubstr(":/tasks/vqa2/objects_from: expected the name of another task "
+                                 "(vqa2), found \"coco\""));
+}
+
 TEST(ExperimentErrors, IncludeCycle) {
   test::TempDir dir;
   test::write_file(dir / "a.json", R"({"include": "b.json"})");

@@ -194,6 +194,70 @@ TEST(UnitModel, ConcatenatesMemoryInTaskOrder) {
   EXPECT_EQ(model->task_index("snli"), 1);
 }
 
+TEST(UnitModel, ObjectsFromAppendsTheSourceTasksDecodedQueries) {
+  torch::manual_seed(0);
+  auto j = experiment_json();
+  j["tasks"]["vqa"]["encoders"] = {"text"};
+  j["tasks"]["vqa"]["objects_from"] = "coco";
+  UnitModel model(experiment_from(j), test_factory);
+  auto batch = make_batch("vqa");
+  auto memory = model->encode("vqa", batch);
+  // text (5 tokens), then coco's 6 decoded queries.
+  EXPECT_EQ(memory.memory.sizes(), (std::vector<int64_t>{2, 11, 16}));
+  EXPECT_TRUE(torch::equal(memory.mask.narrow(1, 0, 5), batch.text_mask));
+  EXPECT_FALSE(memory.mask.narrow(1, 5, 6).any().item<bool>());
+  EXPECT_EQ(memory.pos.narrow(1, 5, 6).abs().sum().item<float>(), 0.0f);
+  // The objects are coco's last decoder layer on coco's own encoding of the batch
+  // (coco's encoders and task token), whatever task reads them.
+  auto coco = model->decoder("coco")->decode("coco", model->encode("coco", batch)).select(0, -1);
+  EXPECT_TRUE(torch::allclose(memory.memory.narrow(1, 5, 6), coco));
+  EXPECT_TRUE(torch::allclose(memory.memory.narrow(1, 0, 5), model->encode("snli", batch)
+                                                                  .memory.narrow(1, 6, 5)))
+      << "the text part is the task's own encoding";
+
+  // The reading task's loss trains its own path only: no gradient reaches the image
+  // encoder (used by coco alone here) or coco's queries.
+  model->zero_grad();
+  total_loss(model->forward("vqa", batch)).backward();
+  const auto has_grad = [&](const std::string& component, const std::string& parameter) {
+    auto g = model->component(component)->named_parameters()[parameter].grad();
+    return g.defined() && g.abs().sum().item<float>() > 0.0f;
+  };
+  EXPECT_FALSE(has_grad("encoders/image", "proj.weight"));
+  EXPECT_FALSE(has_grad("decoder", "query_coco"));
+  EXPECT_TRUE(has_grad("decoder", "query_vqa"));
+  EXPECT_TRUE(has_grad("encoders/text", "embed.weight"));
+  EXPECT_TRUE(has_grad("heads/vqa", "fc1.weight"));
+}
+
+TEST(UnitModel, ObjectsFromErrors) {
+  const auto error = [](const json& value, const std::string& task = "vqa") {
+    auto j = experiment_json();
+    j["tasks"][task]["objects_from"] = value;
+    if (task == "coco") j["tasks"]["vqa"]["objects_from"] = "coco";
+    try {
+      UnitModel model(experiment_from(j), test_factory);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const auto self = error("vqa");
+  EXPECT_NE(self.find("/tasks/vqa/objects_from: a task cannot read its own decoder outputs"),
+            std::string::npos) << self;
+  const auto unknown = error("coc");
+  EXPECT_NE(unknown.find("/tasks/vqa/objects_from: expected the name of another task (coco, "),
+            std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("found \"coc\""), std::string::npos) << unknown;
+  const auto number = error(3);
+  EXPECT_NE(number.find("/tasks/vqa/objects_from: expected the name of another task"),
+            std::string::npos) << number;
+  EXPECT_NE(number.find("found 3"), std::string::npos) << number;
+  const auto chain = error("snli", "coco");
+  EXPECT_NE(chain.find("/tasks/vqa/objects_from: task 'coco' itself has objects_from; chains "
+                       "are not supported"), std::string::npos) << chain;
+}
+
 TEST(UnitModel, StableComponentAndModuleNames) {
   UnitModel model(experiment_from(experiment_json()), test_factory);
   EXPECT_EQ(model->component_names(),

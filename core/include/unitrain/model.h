@@ -68,7 +68,9 @@ class UnitModelImpl : public torch::nn::Module {
   // The head's decoded predictions for an output of forward().
   Predictions predict(const std::string& task, const HeadOutput& output, const Batch& batch);
   // The concatenated memory of the task's encoders, in tasks.<task>.encoders order:
-  // memory [B, S1+S2+..., D], mask [B, S], pos [B, S, D].
+  // memory [B, S1+S2+..., D], mask [B, S], pos [B, S, D]. With tasks.<task>.objects_from
+  // = S, the last decoder layer's outputs of S's queries on this batch (S's encoders and
+  // task index, no gradient) follow as Q_S more positions, unmasked, with zero pos.
   EncoderOutput encode(const std::string& task, const Batch& batch);
 
   // Task names in the experiment's (sorted) order; a task's index in it is the
@@ -99,6 +101,10 @@ class UnitModelImpl : public torch::nn::Module {
   std::map<std::string, std::shared_ptr<Decoder>> decoders_;  // by task (shared: same object)
   std::map<std::string, std::shared_ptr<Head>> heads_;
   std::map<std::string, std::vector<std::string>> task_encoders_;
+  std::map<std::string, std::string> objects_from_;  // task -> the task whose outputs it reads
+
+  // encode() without objects_from.
+  EncoderOutput encode_own(const std::string& task, const Batch& batch);
 };
 TORCH_MODULE(UnitModel);
 

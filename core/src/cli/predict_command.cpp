@@ -46,11 +46,19 @@ struct PredictArgs {
   std::string draw;
 };
 
-// The modalities the task's encoders read ("image", "text").
-std::set<std::string> task_modalities(const UnitModelImpl& model, const json& task_spec) {
+// The modalities the task's encoders read ("image", "text"), with those of the task it
+// reads objects_from.
+std::set<std::string> task_modalities(const UnitModelImpl& model, const json& tasks,
+                                      const std::string& task) {
   std::set<std::string> out;
-  for (const auto& name : task_spec.at("encoders")) {
+  for (const auto& name : tasks.at(task).at("encoders")) {
     out.insert(model.encoder(name.get<std::string>())->modality());
+  }
+  if (tasks.at(task).contains("objects_from")) {
+    const auto source = tasks.at(task).at("objects_from").get<std::string>();
+    for (const auto& name : tasks.at(source).at("encoders")) {
+      out.insert(model.encoder(name.get<std::string>())->modality());
+    }
   }
   return out;
 }
@@ -211,7 +219,7 @@ ojson predict(const CliContext& context, const PredictArgs& args) {
   model->to(device);
   model->eval();
 
-  const auto modalities = task_modalities(*model, tasks.at(args.task));
+  const auto modalities = task_modalities(*model, tasks, args.task);
   if (!args.draw.empty() && !modalities.count("image")) {
     throw ConfigError(fmt::format("--draw: task '{}' reads no image to draw on", args.task));
   }

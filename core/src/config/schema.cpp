@@ -79,6 +79,15 @@ class SchemaChecker {
       }
     }
     only_keys(heads, "/model/heads", task_names);
+    for (auto& [task, spec] : tasks.items()) {
+      if (!spec.contains("objects_from")) continue;
+      const std::string p = pointer_join("/tasks", task) + "/objects_from";
+      const json& source = spec.at("objects_from");
+      if (!source.is_string() || !tasks.contains(source.get<std::string>())) {
+        throw ConfigError(fmt::format("{}: expected the name of another task ({}), found {}",
+                                      e_.where(p), fmt::join(task_names, ", "), source.dump()));
+      }
+    }
     for (auto& [task, block] : heads.items()) {
       component(block, pointer_join("/model/heads", task), "head");
     }
@@ -96,7 +105,7 @@ class SchemaChecker {
     const std::string p = pointer_join("/tasks", task);
     expect(spec, p, json::object());
     only_keys(spec, p, {"dataset", "encoders", "num_queries", "batch_size", "eval_batch_size",
-                        "ratio", "loss_weight", "train_split", "val_split"});
+                        "ratio", "loss_weight", "train_split", "val_split", "objects_from"});
     component(required(spec, p, "dataset", json::object()), p + "/dataset", "dataset");
     json& used = required(spec, p, "encoders", json::array());
     strings(used, p + "/encoders");

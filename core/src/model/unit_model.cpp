@@ -188,6 +188,32 @@ UnitModelImpl::UnitModelImpl(const Experiment& experiment, const ComponentFactor
       task_encoders_[task].push_back(name);
     }
   }
+  for (const auto& task : tasks_) {
+    const json& spec = tasks.at(task);
+    if (!spec.contains("objects_from")) continue;
+    const auto where = experiment.where(pointer_join("/tasks", task) + "/objects_from");
+    const json& value = spec.at("objects_from");
+    if (!value.is_string() || !tasks.contains(value.get<std::string>())) {
+      throw ConfigError(fmt::format("{}: expected the name of another task ({}), found {}", where,
+                                    fmt::join(nearest_first(value.dump(), tasks_), ", "),
+                                    value.dump()));
+    }
+    const auto source = value.get<std::string>();
+    if (source == task) {
+      throw ConfigError(fmt::format("{}: a task cannot read its own decoder outputs", where));
+    }
+    if (tasks.at(source).contains("objects_from")) {
+      throw ConfigError(fmt::format(
+          "{}: task '{}' itself has objects_from; chains are not supported", where, source));
+    }
+    if (decoders_.at(source)->d_model() != decoders_.at(task)->d_model()) {
+      throw ConfigError(fmt::format("{}: task '{}' decodes {}-dim outputs but this task's memory "
+                                    "is {}-dim", where, source,
+                                    decoders_.at(source)->d_model(),
+                                    decoders_.at(task)->d_model()));
+    }
+    objects_from_[task] = source;
+  }
 
   if (load_init_from) {
     for (const auto& name : component_names()) {
@@ -248,6 +274,25 @@ int64_t UnitModelImpl::task_index(const std::string& task) const {
 
 EncoderOutput UnitModelImpl::encode(const std::string& task, const Batch& batch) {
   const auto& t = check_task(task);
+  auto own = encode_own(t, batch);
+  auto source = objects_from_.find(t);
+  if (source == objects_from_.end()) return own;
+  torch::Tensor objects;
+  {
+    // Read-only: the source task's encoders and queries learn from the source task alone.
+    torch::NoGradGuard no_grad;
+    const auto& s = source->second;
+    objects = decoders_.at(s)->decode(s, encode_own(s, batch)).select(0, -1);  // [B, Q, D]
+  }
+  const auto b = objects.size(0), q = objects.size(1);
+  TORCH_CHECK(b == own.memory.size(0), "objects_from '", source->second, "' decoded ", b,
+              " samples for a batch of ", own.memory.size(0));
+  auto none = torch::zeros({b, q}, torch::dtype(torch::kBool).device(objects.device()));
+  return {torch::cat({own.memory, objects}, 1), torch::cat({own.mask, none}, 1),
+          torch::cat({own.pos, torch::zeros_like(objects)}, 1)};
+}
+
+EncoderOutput UnitModelImpl::encode_own(const std::string& t, const Batch& batch) {
   const int64_t index = task_index(t);
   const int64_t d_model = decoders_.at(t)->d_model();
   std::vector<torch::Tensor> memory, mask, pos;
