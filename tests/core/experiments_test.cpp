@@ -15,11 +15,12 @@ std::string experiment(const std::string& name) {
 }
 
 TEST(ShippedExperiments, AllValidate) {
-  std::vector<std::string> files = {"unit_toy8.json", "unit_8task.json"};
+  std::vector<std::string> files = {"unit_toy8.json", "unit_toy8_objects.json",
+                                    "unit_8task.json"};
   for (const auto& item : fs::directory_iterator(experiment("toy/single"))) {
     files.push_back("toy/single/" + item.path().filename().string());
   }
-  ASSERT_EQ(files.size(), 10u);
+  ASSERT_EQ(files.size(), 11u);
   for (const auto& file : files) {
     auto result = test::run_unitrain("validate " + experiment(file));
     EXPECT_EQ(result.status, 0) << file << ": " << result.output;
