@@ -194,9 +194,9 @@ UnitModelImpl::UnitModelImpl(const Experiment& experiment, const ComponentFactor
     const auto where = experiment.where(pointer_join("/tasks", task) + "/objects_from");
     const json& value = spec.at("objects_from");
     if (!value.is_string() || !tasks.contains(value.get<std::string>())) {
+      const auto given = value.is_string() ? value.get<std::string>() : value.dump();
       throw ConfigError(fmt::format("{}: expected the name of another task ({}), found {}", where,
-                                    fmt::join(nearest_first(value.dump(), tasks_), ", "),
-                                    value.dump()));
+                                    fmt::join(nearest_first(given, tasks_), ", "), value.dump()));
     }
     const auto source = value.get<std::string>();
     if (source == task) {
