@@ -207,6 +207,16 @@ TEST(ExperimentErrors, ObjectsFromNamesATask) {
                                  "(vqa2), found \"coco\""));
 }
 
+TEST(ExperimentErrors, ObjectsBoxesIsABooleanWithObjectsFrom) {
+  test::TempDir dir;
+  test::write_file(dir / "x.json", kValid);
+  auto message = validate_error(dir / "x.json", {"tasks.vqa2.objects_boxes=1"});
+  EXPECT_THAT(message, HasSubstr(":/tasks/vqa2/objects_boxes: expected true or false, found 1"));
+  message = validate_error(dir / "x.json", {"tasks.vqa2.objects_boxes=true"});
+  EXPECT_THAT(message, HasSubstr(":/tasks/vqa2/objects_boxes: needs objects_from (the task "
+                                 "whose boxes it reads)"));
+}
+
 TEST(ExperimentErrors, IncludeCycle) {
   test::TempDir dir;
   test::write_file(dir / "a.json", R"({"include": "b.json"})");

@@ -230,6 +230,75 @@ TEST(UnitModel, ObjectsFromAppendsTheSourceTasksDecodedQueries) {
   EXPECT_TRUE(has_grad("heads/vqa", "fc1.weight"));
 }
 
+TEST(UnitModel, ObjectsBoxesEmbedSlotsWithTheSourcesPredictedBoxes) {
+  torch::manual_seed(0);
+  auto j = experiment_json();
+  j["tasks"]["vqa"]["encoders"] = {"text"};
+  j["tasks"]["vqa"]["objects_from"] = "coco";
+  j["tasks"]["vqa"]["objects_boxes"] = true;
+  UnitModel model(experiment_from(j), test_factory);
+  auto batch = make_batch("vqa");
+  auto memory = model->encode("vqa", batch);
+  EXPECT_EQ(memory.memory.sizes(), (std::vector<int64_t>{2, 11, 16}));
+
+  // (LayerNorm(W_f slot) + LayerNorm(W_b box)) / 2 with coco's slots and coco's boxes.
+  auto decoded = model->decoder("coco")->decode("coco", model->encode("coco", batch));
+  auto slots = decoded.select(0, -1);
+  auto boxes = model->head("coco")->run(decoded, batch, false).outputs.at("pred_boxes");
+  auto p = model->named_children()["objects_vqa"]->named_parameters();
+  const auto norm = [&](const torch::Tensor& x, const std::string& name) {
+    return torch::layer_norm(x, {16}, p[name + ".weight"], p[name + ".bias"]);
+  };
+  auto expected = (norm(torch::linear(slots, p["feature.weight"], p["feature.bias"]),
+                        "feature_norm") +
+                   norm(torch::linear(boxes, p["box.weight"], p["box.bias"]), "box_norm")) / 2;
+  EXPECT_TRUE(torch::allclose(memory.memory.narrow(1, 5, 6), expected, 1e-5, 1e-6));
+  EXPECT_FALSE(torch::allclose(memory.memory.narrow(1, 5, 6), slots));
+
+  // The embedding learns from the reading task; coco's head and encoders do not.
+  model->zero_grad();
+  total_loss(model->forward("vqa", batch)).backward();
+  const auto grad_sum = [&](const std::string& module, const std::string& parameter) {
+    auto g = model->named_children()[module]->named_parameters()[parameter].grad();
+    return g.defined() ? g.abs().sum().item<float>() : 0.0f;
+  };
+  EXPECT_GT(grad_sum("objects_vqa", "box.weight"), 0.0f);
+  EXPECT_GT(grad_sum("objects_vqa", "feature.weight"), 0.0f);
+  for (const auto& item : model->component("heads/coco")->named_parameters()) {
+    EXPECT_EQ(grad_sum("head_coco", item.key()), 0.0f) << item.key();
+  }
+  EXPECT_EQ(grad_sum("encoder_image", "proj.weight"), 0.0f);
+  // Part of the model's parameters (optimizer, checkpoints), not a component.
+  EXPECT_EQ(model->component_names().size(), 6u);
+  int64_t embed_parameters = 0;
+  for (const auto& t : model->named_children()["objects_vqa"]->parameters()) {
+    embed_parameters += t.numel();
+  }
+  EXPECT_EQ(embed_parameters, (16 * 16 + 16) + (4 * 16 + 16) + 2 * (16 + 16));  // W_f, W_b, 2 norms
+  EXPECT_EQ(model->parameter_count(),
+            UnitModel(experiment_from(experiment_json()), test_factory)->parameter_count() +
+                embed_parameters);
+  const auto summary = model_summary(*model, 0);
+  EXPECT_NE(summary.find("objects_vqa"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("416"), std::string::npos) << summary;
+}
+
+TEST(UnitModel, ObjectsBoxesNeedAHeadWithBoxes) {
+  auto j = experiment_json();
+  j["tasks"]["vqa"]["objects_from"] = "snli";
+  j["tasks"]["vqa"]["objects_boxes"] = true;
+  try {
+    UnitModel model(experiment_from(j), test_factory);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("/tasks/vqa/objects_boxes: needs boxes from the head of task 'snli' "
+                           "(\"pred_boxes\" [B, 2, 4]), but that head ('mlp_classifier') "
+                           "outputs no \"pred_boxes\""),
+              std::string::npos) << message;
+  }
+}
+
 TEST(UnitModel, ObjectsFromErrors) {
   const auto error = [](const json& value, const std::string& task = "vqa") {
     auto j = experiment_json();

@@ -52,6 +52,21 @@ struct ComponentSpec {
 // ConfigError for a name that is not of the three forms.
 std::string component_module_name(const std::string& component);
 
+// The object positions of a task with objects_boxes, as in VQA models on detector
+// features (LXMERT): (LayerNorm(W_f slot) + LayerNorm(W_b box)) / 2, where box is the
+// source head's predicted (cx, cy, w, h) in [0, 1]. Trained by the reading task.
+class ObjectEmbedImpl : public torch::nn::Module {
+ public:
+  explicit ObjectEmbedImpl(int64_t d_model);
+  // slots [B, Q, D], boxes [B, Q, 4] -> [B, Q, D]
+  torch::Tensor forward(const torch::Tensor& slots, const torch::Tensor& boxes);
+
+ private:
+  torch::nn::Linear feature_{nullptr}, box_{nullptr};
+  torch::nn::LayerNorm feature_norm_{nullptr}, box_norm_{nullptr};
+};
+TORCH_MODULE(ObjectEmbed);
+
 class UnitModelImpl : public torch::nn::Module {
  public:
   // `experiment.json` must be validated (validate_experiment): model.encoders,
@@ -70,7 +85,9 @@ class UnitModelImpl : public torch::nn::Module {
   // The concatenated memory of the task's encoders, in tasks.<task>.encoders order:
   // memory [B, S1+S2+..., D], mask [B, S], pos [B, S, D]. With tasks.<task>.objects_from
   // = S, the last decoder layer's outputs of S's queries on this batch (S's encoders and
-  // task index, no gradient) follow as Q_S more positions, unmasked, with zero pos.
+  // task index, no gradient) follow as Q_S more positions, unmasked, with zero pos;
+  // with tasks.<task>.objects_boxes they pass through the task's ObjectEmbed with the
+  // boxes S's head predicts for them ("pred_boxes").
   EncoderOutput encode(const std::string& task, const Batch& batch);
 
   // Task names in the experiment's (sorted) order; a task's index in it is the
@@ -102,6 +119,7 @@ class UnitModelImpl : public torch::nn::Module {
   std::map<std::string, std::shared_ptr<Head>> heads_;
   std::map<std::string, std::vector<std::string>> task_encoders_;
   std::map<std::string, std::string> objects_from_;  // task -> the task whose outputs it reads
+  std::map<std::string, ObjectEmbed> object_embeds_;  // by task, with objects_boxes
 
   // encode() without objects_from.
   EncoderOutput encode_own(const std::string& task, const Batch& batch);

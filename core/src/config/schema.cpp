@@ -88,6 +88,18 @@ class SchemaChecker {
                                       e_.where(p), fmt::join(task_names, ", "), source.dump()));
       }
     }
+    for (auto& [task, spec] : tasks.items()) {
+      if (!spec.contains("objects_boxes")) continue;
+      const std::string p = pointer_join("/tasks", task) + "/objects_boxes";
+      if (!spec.at("objects_boxes").is_boolean()) {
+        throw ConfigError(fmt::format("{}: expected true or false, found {}", e_.where(p),
+                                      spec.at("objects_boxes").dump()));
+      }
+      if (spec.at("objects_boxes").get<bool>() && !spec.contains("objects_from")) {
+        throw ConfigError(fmt::format("{}: needs objects_from (the task whose boxes it reads)",
+                                      e_.where(p)));
+      }
+    }
     for (auto& [task, block] : heads.items()) {
       component(block, pointer_join("/model/heads", task), "head");
     }
@@ -105,7 +117,8 @@ class SchemaChecker {
     const std::string p = pointer_join("/tasks", task);
     expect(spec, p, json::object());
     only_keys(spec, p, {"dataset", "encoders", "num_queries", "batch_size", "eval_batch_size",
-                        "ratio", "loss_weight", "train_split", "val_split", "objects_from"});
+                        "ratio", "loss_weight", "train_split", "val_split", "objects_from",
+                        "objects_boxes"});
     component(required(spec, p, "dataset", json::object()), p + "/dataset", "dataset");
     json& used = required(spec, p, "encoders", json::array());
     strings(used, p + "/encoders");

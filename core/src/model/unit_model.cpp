@@ -1,4 +1,5 @@
 // UnitModel: builds the components of an experiment and wires a task's forward pass.
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -109,6 +110,29 @@ std::string component_module_name(const std::string& component) {
                                 component));
 }
 
+namespace {
+
+// objects_boxes reads the source head's "pred_boxes" [B, Q, 4]: checked once on a zero
+// decoder output, so that a head without boxes fails at construction, not mid-training.
+void check_box_output(Head& head, const std::string& source, const std::string& type,
+                      int64_t queries, int64_t d_model, const std::string& where) {
+  torch::NoGradGuard no_grad;
+  auto outputs = head.run(torch::zeros({1, 1, queries, d_model}), Batch{}, false).outputs;
+  auto it = outputs.find("pred_boxes");
+  if (it != outputs.end() && it->second.sizes() == torch::IntArrayRef({1, queries, 4})) return;
+  std::ostringstream found;
+  if (it == outputs.end()) {
+    found << "outputs no \"pred_boxes\"";
+  } else {
+    found << "outputs \"pred_boxes\" of shape " << it->second.sizes();
+  }
+  throw ConfigError(fmt::format("{}: needs boxes from the head of task '{}' (\"pred_boxes\" "
+                                "[B, {}, 4]), but that head ('{}') {}",
+                                where, source, queries, type, found.str()));
+}
+
+}  // namespace
+
 UnitModelImpl::UnitModelImpl(const Experiment& experiment, const ComponentFactory& factory,
                              bool load_init_from) {
   const json& root = experiment.json;
@@ -213,6 +237,14 @@ UnitModelImpl::UnitModelImpl(const Experiment& experiment, const ComponentFactor
                                     decoders_.at(task)->d_model()));
     }
     objects_from_[task] = source;
+    if (spec.value("objects_boxes", false)) {
+      check_box_output(*heads_.at(source), source, specs_.at("heads/" + source).type,
+                       tasks.at(source).value("num_queries", int64_t{25}),
+                       decoders_.at(source)->d_model(),
+                       experiment.where(pointer_join("/tasks", task) + "/objects_boxes"));
+      object_embeds_.emplace(task, register_module("objects_" + task,
+                                                   ObjectEmbed(decoders_.at(task)->d_model())));
+    }
   }
 
   if (load_init_from) {
@@ -272,21 +304,39 @@ int64_t UnitModelImpl::task_index(const std::string& task) const {
   return std::find(tasks_.begin(), tasks_.end(), t) - tasks_.begin();
 }
 
+ObjectEmbedImpl::ObjectEmbedImpl(int64_t d_model)
+    : feature_(register_module("feature", torch::nn::Linear(d_model, d_model))),
+      box_(register_module("box", torch::nn::Linear(4, d_model))),
+      feature_norm_(register_module("feature_norm",
+                                    torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})))),
+      box_norm_(register_module("box_norm",
+                                torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})))) {}
+
+torch::Tensor ObjectEmbedImpl::forward(const torch::Tensor& slots, const torch::Tensor& boxes) {
+  return (feature_norm_(feature_(slots)) + box_norm_(box_(boxes))) / 2;
+}
+
 EncoderOutput UnitModelImpl::encode(const std::string& task, const Batch& batch) {
   const auto& t = check_task(task);
   auto own = encode_own(t, batch);
   auto source = objects_from_.find(t);
   if (source == objects_from_.end()) return own;
-  torch::Tensor objects;
+  const auto& s = source->second;
+  auto embed = object_embeds_.find(t);
+  torch::Tensor objects, boxes;
   {
     // Read-only: the source task's encoders and queries learn from the source task alone.
     torch::NoGradGuard no_grad;
-    const auto& s = source->second;
-    objects = decoders_.at(s)->decode(s, encode_own(s, batch)).select(0, -1);  // [B, Q, D]
+    auto decoded = decoders_.at(s)->decode(s, encode_own(s, batch)).slice(0, -1);  // [1, B, Q, D]
+    objects = decoded[0];
+    if (embed != object_embeds_.end()) {
+      boxes = heads_.at(s)->run(decoded, batch, /*with_loss=*/false).outputs.at("pred_boxes");
+    }
   }
   const auto b = objects.size(0), q = objects.size(1);
-  TORCH_CHECK(b == own.memory.size(0), "objects_from '", source->second, "' decoded ", b,
+  TORCH_CHECK(b == own.memory.size(0), "objects_from '", s, "' decoded ", b,
               " samples for a batch of ", own.memory.size(0));
+  if (embed != object_embeds_.end()) objects = embed->second->forward(objects, boxes);
   auto none = torch::zeros({b, q}, torch::dtype(torch::kBool).device(objects.device()));
   return {torch::cat({own.memory, objects}, 1), torch::cat({own.mask, none}, 1),
           torch::cat({own.pos, torch::zeros_like(objects)}, 1)};
@@ -397,6 +447,15 @@ std::string model_summary(const UnitModelImpl& model, int depth) {
     auto module = model.component(name);
     out << fmt::format("{:<40} {:<24} {:>14}\n", name, spec.type, with_commas(count_parameters(*module)));
     summarize_children(*module, 1, depth, out);
+  }
+  // Modules of the model that are not components (objects_boxes embeddings).
+  std::set<std::string> components;
+  for (const auto& name : model.component_names()) components.insert(model.spec(name).module_name);
+  for (const auto& child : model.named_children()) {
+    if (components.count(child.key())) continue;
+    out << fmt::format("{:<40} {:<24} {:>14}\n", child.key(), "",
+                       with_commas(count_parameters(*child.value())));
+    summarize_children(*child.value(), 1, depth, out);
   }
   out << fmt::format("{:<40} {:<24} {:>14}\n", "total", "", with_commas(model.parameter_count()));
   return out.str();
