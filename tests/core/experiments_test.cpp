@@ -15,7 +15,7 @@ std::string experiment(const std::string& name) {
 }
 
 TEST(ShippedExperiments, AllValidate) {
-  std::vector<std::string> files = {"unit_toy8.json", "unit_toy8_objects.json",
+  std::vector<std::string> files = {"unit_toy8.json", "unit_toy8_grid.json",
                                     "unit_8task.json"};
   for (const auto& item : fs::directory_iterator(experiment("toy/single"))) {
     files.push_back("toy/single/" + item.path().filename().string());
