@@ -132,6 +132,7 @@ TEST_F(UnitModelPlugins, SummaryCommand) {
   }
   EXPECT_EQ(sum, summary["total"].get<int64_t>());
   EXPECT_EQ(summary["components"].size(), 6u);
+  EXPECT_EQ(summary["other"], json::object());
 
   result = test::run_command(cli + " --depth 1");
   ASSERT_EQ(result.status, 0) << result.output;

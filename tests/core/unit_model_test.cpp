@@ -278,6 +278,8 @@ TEST(UnitModel, ObjectsBoxesEmbedSlotsWithTheSourcesPredictedBoxes) {
   EXPECT_EQ(model->parameter_count(),
             UnitModel(experiment_from(experiment_json()), test_factory)->parameter_count() +
                 embed_parameters);
+  EXPECT_EQ(model->other_parameter_counts(),
+            (std::map<std::string, int64_t>{{"objects_vqa", embed_parameters}}));
   const auto summary = model_summary(*model, 0);
   EXPECT_NE(summary.find("objects_vqa"), std::string::npos) << summary;
   EXPECT_NE(summary.find("416"), std::string::npos) << summary;

@@ -106,6 +106,10 @@ class UnitModelImpl : public torch::nn::Module {
 
   // Number of parameters of each component, and of the whole model.
   std::map<std::string, int64_t> parameter_counts() const;
+  // Number of parameters of the model's modules that are not components (objects_<task>,
+  // see tasks.<task>.objects_boxes), by submodule name. With parameter_counts() they sum
+  // to parameter_count().
+  std::map<std::string, int64_t> other_parameter_counts() const;
   int64_t parameter_count() const;
 
  private:

@@ -24,7 +24,7 @@ void add_model_command(CLI::App& app, CliContext& context) {
   summary->add_option("experiment", args->file, "Experiment JSON file")->required();
   summary->add_option("--set", args->overrides, "Override a value: KEY.PATH=VALUE (repeatable)");
   summary->add_flag("--json", args->json,
-                    R"(Print {"components": {name: count, ...}, "total": count})");
+                    R"(Print {"components": {name: count, ...}, "other": {module: count, ...}, "total": count})");
   summary->add_option("--depth", args->depth, "Levels of submodules shown under each component")
       ->capture_default_str();
   summary->callback([args, &context] {
@@ -33,6 +33,7 @@ void add_model_command(CLI::App& app, CliContext& context) {
     UnitModel model(experiment, registry_factory(Registry::global()), /*load_init_from=*/false);
     if (args->json) {
       nlohmann::json out = {{"components", model->parameter_counts()},
+                            {"other", model->other_parameter_counts()},
                             {"total", model->parameter_count()}};
       std::cout << out.dump(2) << "\n";
     } else {

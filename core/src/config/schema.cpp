@@ -88,18 +88,6 @@ class SchemaChecker {
                                       e_.where(p), fmt::join(task_names, ", "), source.dump()));
       }
     }
-    for (auto& [task, spec] : tasks.items()) {
-      if (!spec.contains("objects_boxes")) continue;
-      const std::string p = pointer_join("/tasks", task) + "/objects_boxes";
-      if (!spec.at("objects_boxes").is_boolean()) {
-        throw ConfigError(fmt::format("{}: expected true or false, found {}", e_.where(p),
-                                      spec.at("objects_boxes").dump()));
-      }
-      if (spec.at("objects_boxes").get<bool>() && !spec.contains("objects_from")) {
-        throw ConfigError(fmt::format("{}: needs objects_from (the task whose boxes it reads)",
-                                      e_.where(p)));
-      }
-    }
     for (auto& [task, block] : heads.items()) {
       component(block, pointer_join("/model/heads", task), "head");
     }
@@ -120,6 +108,17 @@ class SchemaChecker {
                         "ratio", "loss_weight", "train_split", "val_split", "objects_from",
                         "objects_boxes"});
     component(required(spec, p, "dataset", json::object()), p + "/dataset", "dataset");
+    if (spec.contains("objects_boxes")) {
+      const json& boxes = spec.at("objects_boxes");
+      if (!boxes.is_boolean()) {
+        throw ConfigError(fmt::format("{}: expected true or false, found {}",
+                                      e_.where(p + "/objects_boxes"), boxes.dump()));
+      }
+      if (boxes.get<bool>() && !spec.contains("objects_from")) {
+        throw ConfigError(fmt::format("{}: needs objects_from (the task whose boxes it reads)",
+                                      e_.where(p + "/objects_boxes")));
+      }
+    }
     json& used = required(spec, p, "encoders", json::array());
     strings(used, p + "/encoders");
     if (used.empty()) throw ConfigError(e_.where(p + "/encoders") + ": a task needs at least one encoder");

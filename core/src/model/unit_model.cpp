@@ -424,6 +424,16 @@ std::map<std::string, int64_t> UnitModelImpl::parameter_counts() const {
   return counts;
 }
 
+std::map<std::string, int64_t> UnitModelImpl::other_parameter_counts() const {
+  std::set<std::string> components;
+  for (const auto& name : component_names()) components.insert(specs_.at(name).module_name);
+  std::map<std::string, int64_t> counts;
+  for (const auto& child : named_children()) {
+    if (!components.count(child.key())) counts[child.key()] = count_parameters(*child.value());
+  }
+  return counts;
+}
+
 int64_t UnitModelImpl::parameter_count() const { return count_parameters(*this); }
 
 namespace {
@@ -448,14 +458,10 @@ std::string model_summary(const UnitModelImpl& model, int depth) {
     out << fmt::format("{:<40} {:<24} {:>14}\n", name, spec.type, with_commas(count_parameters(*module)));
     summarize_children(*module, 1, depth, out);
   }
-  // Modules of the model that are not components (objects_boxes embeddings).
-  std::set<std::string> components;
-  for (const auto& name : model.component_names()) components.insert(model.spec(name).module_name);
-  for (const auto& child : model.named_children()) {
-    if (components.count(child.key())) continue;
-    out << fmt::format("{:<40} {:<24} {:>14}\n", child.key(), "",
-                       with_commas(count_parameters(*child.value())));
-    summarize_children(*child.value(), 1, depth, out);
+  const auto children = model.named_children();
+  for (const auto& [name, count] : model.other_parameter_counts()) {
+    out << fmt::format("{:<40} {:<24} {:>14}\n", name, "", with_commas(count));
+    summarize_children(*children[name], 1, depth, out);
   }
   out << fmt::format("{:<40} {:<24} {:>14}\n", "total", "", with_commas(model.parameter_count()));
   return out.str();
