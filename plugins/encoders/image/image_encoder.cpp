@@ -167,16 +167,23 @@ EncoderOutput ImageEncoderImpl::forward(const torch::Tensor& image,
               "image encoder: image_mask must be [B, H, W] matching image ", image.sizes(),
               ", got ", mask.sizes());
 
-  auto features = backbone(image);  // [B, C, h, w]
+  // Each image fills the top-left (height, width) of its canvas, as collate pads.
+  torch::Tensor valid;  // [B, 2] int64 (h, w); undefined without a mask
+  if (image_mask.defined()) {
+    auto inside = mask.logical_not();
+    valid = torch::stack({inside.any(2).sum(1), inside.any(1).sum(1)}, 1);
+    TORCH_CHECK(torch::equal(valid_region(valid, image.size(2), image.size(3)), inside),
+                "image encoder: image_mask must mark padding at the bottom and right of each "
+                "image only (one top-left rectangle of image per sample, as collate pads)");
+  }
+  auto features = backbone->forward(image, valid);  // [B, C, h, w]
   const int64_t h = features.size(2), w = features.size(3);
-  // Nearest-neighbour downsampling of the padding mask onto the feature grid.
-  auto feature_mask = torch::nn::functional::interpolate(
-                          mask.unsqueeze(0).to(torch::kFloat32),
-                          torch::nn::functional::InterpolateFuncOptions()
-                              .size(std::vector<int64_t>{h, w})
-                              .mode(torch::kNearest))
-                          .squeeze(0)
-                          .to(torch::kBool);  // [B, h, w]
+  // The padding on the feature grid by the backbone's own output-size arithmetic, so that
+  // a feature is masked exactly when the backbone held it at zero.
+  auto feature_mask =
+      valid.defined()
+          ? valid_region(backbone->feature_valid(valid), h, w).logical_not()
+          : torch::zeros({batch, h, w}, image.options().dtype(torch::kBool));  // [B, h, w]
   auto pos = unitrain::nn::position_embedding_sine(
       feature_mask,
       unitrain::nn::PositionEmbeddingSineOptions().num_pos_feats(options.hidden_dim() / 2));

@@ -40,7 +40,45 @@ torch::Tensor conv_frozen_bn(const torch::nn::Conv2dImpl& conv, const FrozenBatc
                        o.groups());
 }
 
+torch::Tensor valid_region(const torch::Tensor& valid, int64_t height, int64_t width) {
+  auto opts = valid.options();
+  auto rows = torch::arange(height, opts).unsqueeze(0) < valid.select(1, 0).unsqueeze(1);
+  auto cols = torch::arange(width, opts).unsqueeze(0) < valid.select(1, 1).unsqueeze(1);
+  return rows.unsqueeze(2).logical_and(cols.unsqueeze(1));
+}
+
 namespace {
+
+// Output size of a convolution or pooling window along one axis, for input sizes `n`
+// (an int64 tensor): floor((n + 2p - d (k - 1) - 1) / s) + 1, PyTorch's rule.
+torch::Tensor window_output(const torch::Tensor& n, int64_t kernel, int64_t stride,
+                            int64_t padding, int64_t dilation) {
+  return (n + (2 * padding - dilation * (kernel - 1) - 1)).div(stride, "floor") + 1;
+}
+
+torch::Tensor conv_output(const torch::nn::Conv2dImpl& conv, const torch::Tensor& valid) {
+  if (!valid.defined()) return valid;
+  const auto& o = conv.options;
+  const auto padding = c10::get<torch::ExpandingArray<2>>(o.padding());
+  return torch::stack({window_output(valid.select(1, 0), (*o.kernel_size())[0], (*o.stride())[0],
+                                     (*padding)[0], (*o.dilation())[0]),
+                       window_output(valid.select(1, 1), (*o.kernel_size())[1], (*o.stride())[1],
+                                     (*padding)[1], (*o.dilation())[1])},
+                      1);
+}
+
+// The stem's max-pool: kernel 3, stride 2, padding 1.
+torch::Tensor pool_output(const torch::Tensor& valid) {
+  if (!valid.defined()) return valid;
+  return window_output(valid, 3, 2, 1, 1);
+}
+
+// y [B, C, H, W] with every position outside image i's valid[i] = (h, w) set to zero;
+// y itself when valid is undefined.
+torch::Tensor zero_outside(const torch::Tensor& y, const torch::Tensor& valid) {
+  if (!valid.defined()) return y;
+  return y * valid_region(valid, y.size(2), y.size(3)).unsqueeze(1).to(y.dtype());
+}
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1,
                        int64_t dilation = 1) {
@@ -88,16 +126,32 @@ class BlockImpl : public torch::nn::Cloneable<BlockImpl> {
     }
   }
 
-  torch::Tensor forward(const torch::Tensor& x) {
+  // x [B, C, H, W] whose positions outside `valid` (see ResNetImpl::forward) are zero;
+  // returns the block's output, zero outside the block's output sizes, and sets `*valid`
+  // to them. (A pointer: modules held by a Sequential may not take references.)
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* valid) {
     auto y = x;
+    torch::Tensor y_valid = *valid;
     for (size_t i = 0; i < convs_.size(); ++i) {
-      y = conv_frozen_bn(*convs_[i], *bns_[i], y);
+      y_valid = conv_output(*convs_[i], y_valid);
+      y = zero_outside(conv_frozen_bn(*convs_[i], *bns_[i], y), y_valid);
       if (i + 1 < convs_.size()) y = torch::relu(y);
     }
-    auto shortcut = downsample_ ? conv_frozen_bn(*downsample_[0]->as<torch::nn::Conv2d>(),
-                                                 *downsample_[1]->as<FrozenBatchNorm2d>(), x)
-                                : x;
+    auto shortcut = x;
+    if (downsample_) {
+      const auto& projection = *downsample_[0]->as<torch::nn::Conv2d>();
+      shortcut = zero_outside(
+          conv_frozen_bn(projection, *downsample_[1]->as<FrozenBatchNorm2d>(), x),
+          conv_output(projection, *valid));
+    }
+    *valid = y_valid;
     return torch::relu(y + shortcut);
+  }
+
+  // The block's output sizes for input sizes `valid`.
+  torch::Tensor output_valid(torch::Tensor valid) const {
+    for (const auto& c : convs_) valid = conv_output(*c, valid);
+    return valid;
   }
 
  private:
@@ -168,15 +222,47 @@ void ResNetImpl::reset() {
   }
 }
 
-torch::Tensor ResNetImpl::forward(const torch::Tensor& x) {
+torch::Tensor ResNetImpl::forward(const torch::Tensor& x, const torch::Tensor& valid_in) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "ResNet: expected images [B, 3, H, W], got ",
               x.sizes());
+  torch::Tensor valid;
+  if (valid_in.defined()) {
+    TORCH_CHECK(valid_in.dim() == 2 && valid_in.size(0) == x.size(0) && valid_in.size(1) == 2,
+                "ResNet: valid sizes must be [B, 2] = [", x.size(0), ", 2], got ",
+                valid_in.sizes());
+    valid = valid_in.to(x.device(), torch::kLong);
+    // A batch without padding needs no masking (and then costs nothing extra).
+    const bool padded = (valid.select(1, 0) < x.size(2)).logical_or(valid.select(1, 1) < x.size(3))
+                            .any()
+                            .item<bool>();
+    if (!padded) valid = torch::Tensor();
+  }
+  // The image's own padding must be zero too, as the stem's convolution sees it.
+  auto image = zero_outside(x, valid);
   // Channels-last through the backbone: LibTorch's CPU max-pool is ~7x faster on it
   // than on NCHW, and oneDNN convolutions take it natively.
-  auto y = torch::relu(conv_frozen_bn(*conv1, *bn1, x.contiguous(at::MemoryFormat::ChannelsLast)));
-  y = torch::max_pool2d(y, 3, 2, 1);
-  for (auto& stage : stages) y = stage->forward(y);
+  valid = conv_output(*conv1, valid);
+  auto y = torch::relu(zero_outside(
+      conv_frozen_bn(*conv1, *bn1, image.contiguous(at::MemoryFormat::ChannelsLast)), valid));
+  // After the ReLU every value is >= 0, so the zeros outside an image act as the
+  // max-pool's own (-inf) padding does; the pool's output still needs masking, since a
+  // window that overhangs the border by two pixels sees image values.
+  valid = pool_output(valid);
+  y = zero_outside(torch::max_pool2d(y, 3, 2, 1), valid);
+  for (auto& stage : stages) {
+    for (const auto& block : stage->children()) y = block->as<BlockImpl>()->forward(y, &valid);
+  }
   return y.contiguous();
+}
+
+torch::Tensor ResNetImpl::feature_valid(const torch::Tensor& valid_in) const {
+  auto valid = pool_output(conv_output(*conv1, valid_in.to(torch::kLong)));
+  for (const auto& stage : stages) {
+    for (const auto& block : stage->children()) {
+      valid = block->as<BlockImpl>()->output_valid(valid);
+    }
+  }
+  return valid;
 }
 
 }  // namespace unitrain::image

@@ -32,6 +32,10 @@ TORCH_MODULE(FrozenBatchNorm2d);
 torch::Tensor conv_frozen_bn(const torch::nn::Conv2dImpl& conv, const FrozenBatchNorm2dImpl& bn,
                              const torch::Tensor& x);
 
+// [B, height, width] bool: true inside each sample's top-left region valid[i] = (h, w)
+// (`valid` [B, 2] int64), false outside it.
+torch::Tensor valid_region(const torch::Tensor& valid, int64_t height, int64_t width);
+
 struct ResNetOptions {
   // 18, 34 (BasicBlock) or 50, 101, 152 (Bottleneck). Default: 50.
   TORCH_ARG(int64_t, depth) = 50;
@@ -54,7 +58,16 @@ class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
   void reset() override;
   // x [B, 3, H, W] -> [B, num_channels(), ceil(H/s), ceil(W/s)], s = 4 * 2^(return_layer-1)
   // (layer4 with dilation keeps s = 16).
-  torch::Tensor forward(const torch::Tensor& x);
+  // `valid` [B, 2] int64: height and width of each image's unpadded region, at the top
+  // left of the canvas as `collate` pads; undefined = every pixel is image. Every
+  // activation outside an image's region is held at zero, which is what the
+  // convolutions' own zero padding shows an image alone: an image's features are the
+  // same whatever canvas it was padded to (DETR lets the padding leak into the border
+  // features through the receptive field; here it cannot).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& valid = {});
+  // The [B, 2] valid sizes on the returned feature map for input sizes `valid` [B, 2]:
+  // each convolution's and the max-pool's output-size rule applied in turn.
+  torch::Tensor feature_valid(const torch::Tensor& valid) const;
   // Channels of the returned feature map.
   int64_t num_channels() const { return num_channels_; }
   // Blocks per stage after applying depth and the `layers` override.

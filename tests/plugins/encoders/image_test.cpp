@@ -166,6 +166,52 @@ TEST(ImageEncoder, MaskIsDownsampledAndPositionsIgnorePadding) {
   EXPECT_TRUE(torch::allclose(padded_pos, small.pos[0].view({2, 3, 24}), 1e-5, 1e-5));
 }
 
+// An image padded onto a larger canvas (whatever the padding holds) encodes as the
+// image alone: the backbone keeps every activation outside the image at zero, so no
+// feature near the border sees the padding. BasicBlocks to layer3, and bottlenecks with
+// a dilated layer4 (strided 3x3s, projections, dilation).
+TEST(ImageEncoder, PaddedImageEncodesAsTheImageAlone) {
+  for (const Json& options :
+       {tiny(), tiny({{"depth", 50}, {"return_layer", "layer4"}, {"dilation", true}})}) {
+    auto encoder = make(options);
+    encoder->eval();
+    torch::NoGradGuard no_grad;
+    const int64_t h = 37, w = 53;  // not multiples of the stride
+    auto alone = image_batch(1, h, w);
+    auto out_alone = encoder->encode(alone, 0);
+
+    auto padded = image_batch(2, 64, 80);  // the padding of sample 0 holds noise
+    padded.image[0].slice(1, 0, h).slice(2, 0, w).copy_(alone.image[0]);
+    padded.image_mask[0].slice(0, h) = true;
+    padded.image_mask[0].slice(1, w) = true;
+    auto out = encoder->encode(padded, 0);
+
+    // 37x53 at stride 16 covers 3x4 cells of the 4x5 grid.
+    const int64_t gh = 4, gw = 5, vh = 3, vw = 4;
+    ASSERT_EQ(out_alone.memory.size(1), vh * vw) << options.dump();
+    auto expected_mask = torch::ones({gh, gw}, torch::kBool);
+    expected_mask.slice(0, 0, vh).slice(1, 0, vw) = false;
+    EXPECT_TRUE(torch::equal(out.mask[0].view({gh, gw}), expected_mask)) << options.dump();
+    const int64_t d = out.memory.size(2);
+    auto valid = out.memory[0].view({gh, gw, d}).slice(0, 0, vh).slice(1, 0, vw);
+    EXPECT_TRUE(torch::allclose(valid, out_alone.memory[0].view({vh, vw, d}), 1e-5, 1e-5))
+        << options.dump() << " largest difference "
+        << (valid - out_alone.memory[0].view({vh, vw, d})).abs().max().item<double>();
+  }
+}
+
+TEST(ImageEncoder, MaskMustBeATopLeftRectangle) {
+  auto encoder = make(tiny());
+  auto batch = image_batch(1, 32, 32);
+  batch.image_mask[0].slice(0, 0, 4) = true;  // padding above the image
+  try {
+    encoder->encode(batch, 0);
+    FAIL() << "a mask with padding at the top was accepted";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bottom and right"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ImageEncoder, TaskTokenAddsOnePositionWhenKept) {
   auto batch = image_batch(2, 32, 32);  // 2x2 feature map
   auto kept = make(tiny({{"task_token", true}, {"keep_task_token", true}, {"max_tasks", 4}}));
