@@ -27,7 +27,8 @@ void add_toy_command(CLI::App& app, CliContext& /*context*/) {
       ->capture_default_str();
   command->add_option("--text", args->options.text_examples, "Rows per GLUE task, train + dev")
       ->capture_default_str();
-  command->add_option("--image-size", args->options.image_size, "Image width in pixels")
+  command->add_option("--image-size", args->options.image_size,
+                       "Base image size S in pixels (frames from 2S/3 to 5S/4 a side)")
       ->capture_default_str();
   command->add_option("--val-fraction", args->options.val_fraction, "Share of val / dev records")
       ->capture_default_str();

@@ -21,6 +21,12 @@ namespace {
 // BGR base colours, far from the light backgrounds and from each other.
 const cv::Vec3i kBgr[3] = {{40, 40, 210}, {50, 170, 40}, {200, 70, 30}};
 
+// Canvas of scene k as fractions (width, height) of image_size, by k % 8: squares of
+// three sizes and landscape and portrait frames (4:3, 3:4, 16:9, 2:3, 3:2), as COCO
+// mixes them, so that batches pad and readers rescale.
+constexpr double kFrames[8][2] = {{1, 1},      {1, 0.75},       {0.75, 1}, {1.25, 1.25},
+                                  {1.25, 0.703125}, {0.75, 0.75}, {2.0 / 3, 1}, {1, 2.0 / 3}};
+
 int jitter(ToyRng& rng, int value, int amount) {
   return std::clamp(value + static_cast<int>(rng.uniform_int(-amount, amount)), 0, 255);
 }
@@ -63,8 +69,11 @@ ToyScene make_scene(int64_t index, bool train, const ToySuiteOptions& options, T
   ToyScene scene;
   scene.index = index;
   scene.train = train;
-  scene.width = static_cast<int>(options.image_size);
-  scene.height = index % 4 == 3 ? scene.width * 3 / 4 : scene.width;
+  const auto* frame = kFrames[index % 8];
+  scene.width = static_cast<int>(std::lround(options.image_size * frame[0]));
+  scene.height = static_cast<int>(std::lround(options.image_size * frame[1]));
+  // Shapes scale with the longer side, which readers resize to a common length.
+  const int long_side = std::max(scene.width, scene.height);
   scene.textured = rng.bernoulli(0.5);
 
   const int base = static_cast<int>(rng.uniform_int(200, 240));
@@ -93,7 +102,7 @@ ToyScene make_scene(int64_t index, bool train, const ToySuiteOptions& options, T
     object.size = static_cast<int>(rng.uniform_int(0, 1));
     const double fraction = object.size == 0 ? 0.14 : 0.28;
     const int side = std::max(
-        4, static_cast<int>(std::lround(scene.width * fraction * (0.9 + 0.2 * rng.uniform()))));
+        4, static_cast<int>(std::lround(long_side * fraction * (0.9 + 0.2 * rng.uniform()))));
     // Rejection sampling of a free spot, 2 pixels from the border and from others.
     bool placed = false;
     int x = 0, y = 0;

@@ -21,8 +21,9 @@ struct ToySuiteOptions {
   int64_t images = 500;
   // Rows per GLUE task, train + dev. Default: 1000.
   int64_t text_examples = 1000;
-  // Image width in pixels; three images in four are square, every fourth is 3/4 as
-  // high as wide. Shapes scale with it. Default: 128 (>= 32).
+  // Base image size S in pixels. Scene k's canvas cycles with k % 8 through S x S,
+  // S x 3S/4, 3S/4 x S, 5S/4 x 5S/4, 5S/4 x 45S/64 (16:9), 3S/4 x 3S/4, 2S/3 x S and
+  // S x 2S/3 (width x height). Shapes scale with the longer side. Default: 128 (>= 32).
   int64_t image_size = 128;
   // Share of images and text rows in the val / dev splits. Default: 0.2.
   double val_fraction = 0.2;
@@ -42,7 +43,7 @@ nlohmann::ordered_json make_toy_suite(const std::filesystem::path& dir,
 
 // Raised whenever the generator writes different files for the same options; recorded
 // in manifest.json as "version".
-inline constexpr int kToySuiteVersion = 2;
+inline constexpr int kToySuiteVersion = 3;
 
 // True when dir/manifest.json exists and records this generator version and exactly
 // these options, i.e. make_toy_suite(dir, options) would write what is there (files
