@@ -56,19 +56,27 @@ int main(int argc, char** argv) {
   registry.load_directory(UNITRAIN_BENCH_PLUGIN_DIR);
   std::vector<Row> rows;
 
-  auto bench_image = [&](const std::string& size, const Json& options, int64_t b, int64_t hw) {
+  // padded: the last image is 3/4 as high as the canvas, so the backbone masks its
+  // padding after every convolution.
+  auto bench_image = [&](const std::string& size, const Json& options, int64_t b, int64_t hw,
+                         bool padded = false) {
     torch::manual_seed(0);
     auto encoder = registry.create_as<unitrain::Encoder>("encoder", "image", options, "bench");
     unitrain::Batch batch;
     batch.image = torch::randn({b, 3, hw, hw});
     batch.image_mask = torch::zeros({b, hw, hw}, torch::kBool);
+    if (padded) {
+      batch.image_mask[b - 1].slice(0, hw * 3 / 4) = true;
+      batch.image[b - 1].slice(1, hw * 3 / 4).zero_();
+    }
     const double ms = time_ms([&] {
       encoder->zero_grad();
       auto out = encoder->encode(batch, 0);
       (out.memory.sum() + out.pos.sum()).backward();
     }, repeats);
     rows.push_back({"image encoder", size,
-                    std::to_string(b) + "x3x" + std::to_string(hw) + "x" + std::to_string(hw),
+                    std::to_string(b) + "x3x" + std::to_string(hw) + "x" + std::to_string(hw) +
+                        (padded ? " padded" : ""),
                     count_parameters(*encoder), ms});
   };
   auto bench_text = [&](const std::string& size, const Json& options, int64_t b, int64_t t) {
@@ -118,6 +126,16 @@ int main(int argc, char** argv) {
   bench_decoder("tiny", tiny_decoder, 8, 25, 41);
   bench_decoder("full", Json::object(), 8, 25, 125);
 
+  // The toy model's image encoder (experiments/toy/model.json) on a batch without and
+  // with padding: the cost of keeping the padding out of the backbone.
+  const Json toy_image = {{"depth", 18}, {"width", 16}, {"layers", {1, 1, 1, 1}},
+                          {"return_layer", "layer3"}, {"trainable_layers", 5},
+                          {"hidden_dim", 64}, {"num_layers", 1}, {"num_heads", 4},
+                          {"dim_feedforward", 128}, {"dropout", 0.0}, {"output_dim", 128},
+                          {"task_token", true}};
+  bench_image("toy", toy_image, 16, 128);
+  bench_image("toy", toy_image, 16, 128, /*padded=*/true);
+
   std::printf("threads: %d, repeats: %d (median of forward + backward)\n",
               torch::get_num_threads(), repeats);
   std::printf("%-14s %-5s %-22s %12s %10s\n", "component", "size", "input", "parameters", "ms");
@@ -125,8 +143,10 @@ int main(int argc, char** argv) {
     std::printf("%-14s %-5s %-22s %12lld %10.1f\n", r.component.c_str(), r.size.c_str(),
                 r.input.c_str(), static_cast<long long>(r.parameters), r.ms);
   }
-  for (size_t i = 0; i + 1 < rows.size(); i += 2) {
+  for (size_t i = 0; i + 3 < rows.size(); i += 2) {
     std::printf("%s full/tiny: %.1fx\n", rows[i].component.c_str(), rows[i + 1].ms / rows[i].ms);
   }
+  const size_t toy = rows.size() - 2;
+  std::printf("image encoder (toy) padded/unpadded: %.2fx\n", rows[toy + 1].ms / rows[toy].ms);
   return 0;
 }
