@@ -12,7 +12,7 @@ build_dir=${1:-"$root/build"}
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
-  libtorch-dev libopenblas0-openmp libblas-dev
+  libtorch-dev libopenblas0-openmp libblas-dev libgloo-dev
   libboost-dev nlohmann-json3-dev libopencv-dev libfmt-dev
   libgtest-dev libgmock-dev libcli11-dev
   libsentencepiece-dev sentencepiece

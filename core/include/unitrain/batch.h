@@ -2,6 +2,7 @@
 // and decoded predictions. Padding masks follow DETR/PyTorch: true marks padding.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -59,6 +60,14 @@ struct Batch {
 
   std::vector<int64_t> record_ids;
   std::vector<std::string> sources;
+
+  // Data-parallel training: the mean of a tensor over the batches every rank trains on
+  // in this step (an all-reduce; set by the trainer, unset in one process and in
+  // evaluation). Heads that normalise a loss by a count over the whole batch (DETR's
+  // number of boxes) divide by mean_over_ranks(count), so that the averaged gradient
+  // equals that of one process with every rank's samples in one batch.
+  std::function<torch::Tensor(const torch::Tensor&)> rank_mean;
+  torch::Tensor mean_over_ranks(const torch::Tensor& t) const { return rank_mean ? rank_mean(t) : t; }
 
   bool has_image() const { return image.defined(); }
   bool has_text() const { return input_ids.defined(); }

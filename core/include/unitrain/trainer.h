@@ -20,6 +20,7 @@
 namespace unitrain {
 
 class Registry;
+class ProcessGroup;
 
 // The "training" block (see docs/experiments.md).
 struct TrainingOptions {
@@ -58,6 +59,10 @@ struct TrainerConfig {
   // the drawn task once per micro-batch. For benchmarks and tests that feed fixed
   // batches; checkpoints still record the (unused) loader positions.
   std::function<Batch(const std::string& task)> batch_source;
+  // Data-parallel training in a group of processes (docs/distributed.md): batch sizes
+  // are per rank, gradients and losses are averaged over the ranks, evaluation is
+  // sharded and gathered, and only rank 0 writes into run_dir. Null: one process.
+  std::shared_ptr<ProcessGroup> group;
 };
 
 // Per-task results of an evaluation: {task: {metric: value}}.

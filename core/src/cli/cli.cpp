@@ -26,6 +26,7 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   CliContext context;
+  context.argv.assign(argv, argv + argc);
   app.add_option("--plugin", context.plugin_files, "Load this plugin library (repeatable)");
   app.add_option("--plugin-dir", context.plugin_dirs, "Load every plugin in this folder (repeatable)");
 

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,7 @@
 
 namespace unitrain {
 struct Experiment;
+class ProcessGroup;
 }
 
 namespace unitrain::cli {
@@ -21,6 +24,7 @@ struct CliContext {
   std::vector<std::string> plugin_files;  // --plugin FILE (repeatable)
   std::vector<std::string> plugin_dirs;   // --plugin-dir DIR (repeatable)
   int exit_code = 0;
+  std::vector<std::string> argv;  // the command line as given, argv[0] first
 };
 
 // Loads the default plugin search path plus the context's and the experiment's
@@ -32,6 +36,26 @@ void load_plugins(const CliContext& context, const std::vector<std::string>& exp
 // validates it against the schema and the registry.
 Experiment load_checked_experiment(const CliContext& context, const std::string& file,
                                    const std::vector<std::string>& overrides);
+
+// `--nproc-per-node N` and `--master-port P` on a command that can run as a group.
+struct LaunchArgs {
+  int64_t nproc_per_node = 0;
+  int64_t master_port = 0;
+};
+void add_launch_options(CLI::App* command, LaunchArgs& args);
+
+// Runs `body` as this process's part of a data-parallel group, or starts the group:
+// with --nproc-per-node N it launches N ranks of this command line and waits for them
+// (context.exit_code gets their result); inside a rank (RANK / WORLD_SIZE set, as
+// torchrun sets them) it joins the group and calls body(group). Otherwise body(nullptr).
+// A rank ends with _exit: on an error it prints "error: rank R: ..." first, and no
+// destructor waits on a collective the other ranks will never join.
+// `rank_args` are appended to the ranks' command line when launching (the run folder
+// the launcher chose, so that every rank agrees on it). A CUDA experiment's "device"
+// becomes cuda:LOCAL_RANK in a rank.
+void run_as_group(CliContext& context, const LaunchArgs& launch, Experiment& experiment,
+                  const std::vector<std::string>& rank_args,
+                  const std::function<void(std::shared_ptr<ProcessGroup>)>& body);
 
 void add_plugins_command(CLI::App& app, CliContext& context);
 void add_validate_command(CLI::App& app, CliContext& context);

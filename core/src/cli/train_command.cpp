@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "unitrain/config.h"
+#include "unitrain/distributed.h"
 #include "unitrain/errors.h"
 #include "unitrain/registry.h"
 #include "unitrain/trainer.h"
@@ -18,9 +19,11 @@ void add_train_command(CLI::App& app, CliContext& context) {
     std::vector<std::string> overrides;
     std::string out;
     std::string resume;
+    LaunchArgs launch;
   };
   auto args = std::make_shared<Args>();
   CLI::App* train = app.add_subcommand("train", "Train an experiment");
+  add_launch_options(train, args->launch);
   train->add_option("experiment", args->file, "Experiment JSON file")->required();
   train->add_option("--set", args->overrides, "Override a value: KEY.PATH=VALUE (repeatable)");
   train->add_option("--out", args->out, "Run folder (default: output_dir, else runs/<name>-<time>)");
@@ -44,11 +47,21 @@ void add_train_command(CLI::App& app, CliContext& context) {
     } else {
       config.run_dir = default_run_dir(experiment);
     }
-    std::cerr << fmt::format("run folder: {}\n", config.run_dir.string());
-    Trainer trainer(experiment, Registry::global(), config);
-    EvalResult result = trainer.train();
-    std::cerr << "\n" << trainer.throughput_table() << "\n" << trainer.eval_table(result);
-    std::cout << result.dump(2) << "\n";
+    // Ranks started here all write to (or resume) the folder chosen now.
+    std::vector<std::string> rank_args;
+    if (args->out.empty() && args->resume.empty()) rank_args = {"--out", config.run_dir.string()};
+    run_as_group(context, args->launch, experiment, rank_args,
+                 [&](std::shared_ptr<ProcessGroup> group) {
+      const bool lead = !group || group->rank() == 0;
+      config.group = group;
+      config.console = lead;
+      if (lead) std::cerr << fmt::format("run folder: {}\n", config.run_dir.string());
+      Trainer trainer(experiment, Registry::global(), config);
+      EvalResult result = trainer.train();
+      if (!lead) return;
+      std::cerr << "\n" << trainer.throughput_table() << "\n" << trainer.eval_table(result);
+      std::cout << result.dump(2) << "\n";
+    });
   });
 }
 
@@ -60,9 +73,11 @@ void add_eval_command(CLI::App& app, CliContext& context) {
     std::string split;
     std::string out;
     int64_t max_batches = 0;
+    LaunchArgs launch;
   };
   auto args = std::make_shared<Args>();
   CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint on every task of an experiment");
+  add_launch_options(eval, args->launch);
   eval->add_option("experiment", args->file, "Experiment JSON file")->required();
   eval->add_option("--checkpoint", args->checkpoint, "Checkpoint file or run folder")->required();
   eval->add_option("--split", args->split, "Split to evaluate (default: each task's val_split)");
@@ -71,17 +86,21 @@ void add_eval_command(CLI::App& app, CliContext& context) {
   eval->add_option("--max-batches", args->max_batches, "Evaluate at most this many batches per task");
   eval->callback([args, &context] {
     Experiment experiment = load_checked_experiment(context, args->file, args->overrides);
-    TrainerConfig config;
-    config.console = false;
-    Trainer trainer(experiment, Registry::global(), config);
-    trainer.load_weights(args->checkpoint);
-    EvalResult result = trainer.evaluate(args->split, args->max_batches);
-    std::cout << result.dump(2) << "\n";
-    if (!args->out.empty()) {
-      std::ofstream out(args->out);
-      out << result.dump(2) << "\n";
-      if (!out) throw TrainingError(fmt::format("cannot write '{}'", args->out));
-    }
+    run_as_group(context, args->launch, experiment, {}, [&](std::shared_ptr<ProcessGroup> group) {
+      TrainerConfig config;
+      config.console = false;
+      config.group = group;
+      Trainer trainer(experiment, Registry::global(), config);
+      trainer.load_weights(args->checkpoint);
+      EvalResult result = trainer.evaluate(args->split, args->max_batches);
+      if (group && group->rank() != 0) return;
+      std::cout << result.dump(2) << "\n";
+      if (!args->out.empty()) {
+        std::ofstream out(args->out);
+        out << result.dump(2) << "\n";
+        if (!out) throw TrainingError(fmt::format("cannot write '{}'", args->out));
+      }
+    });
   });
 }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "unitrain/config.h"
+#include "unitrain/distributed.h"
 #include "unitrain/registry.h"
 
 namespace unitrain {
@@ -45,7 +46,7 @@ class SchemaChecker {
     json& root = e_.json;
     only_keys(root, "", {"name", "description", "seed", "device", "threads", "plugin_dirs",
                          "plugins", "model", "tasks", "scheduler", "training", "data",
-                         "output_dir"});
+                         "distributed", "output_dir"});
     required(root, "", "name", json("string"));
     optional(root, "", "description", json(""));
     optional(root, "", "seed", json(0));
@@ -98,6 +99,10 @@ class SchemaChecker {
     root["training"] = merge_checked(training_defaults(),
                                      root.value("training", json::object()), e_, "/training");
     root["data"] = merge_checked(data_defaults(), root.value("data", json::object()), e_, "/data");
+    root["distributed"] = merge_checked(distributed_defaults(),
+                                        root.value("distributed", json::object()), e_,
+                                        "/distributed");
+    distributed_options_from_json(root["distributed"], e_);
   }
 
  private:

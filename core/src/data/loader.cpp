@@ -22,21 +22,26 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
     throw ConfigError(fmt::format("task '{}': num_workers must be >= 0, found {}", task,
                                   options_.num_workers));
   }
+  if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size) {
+    throw ConfigError(fmt::format("task '{}': rank {} outside a world of {}", task,
+                                  options_.rank, options_.world_size));
+  }
   size_ = dataset_->size();
   if (size_ <= 0) throw DataError(fmt::format("task '{}': the dataset has no records", task));
-  batches_per_epoch_ = options_.drop_last ? size_ / options_.batch_size
-                                          : (size_ + options_.batch_size - 1) / options_.batch_size;
+  global_batch_ = options_.batch_size * options_.world_size;
+  batches_per_epoch_ = options_.drop_last ? size_ / global_batch_
+                                          : (size_ + global_batch_ - 1) / global_batch_;
   if (batches_per_epoch_ == 0) {
     throw DataError(fmt::format(
         "task '{}': {} records make no full batch of {} with drop_last", task, size_,
-        options_.batch_size));
+        global_batch_));
   }
-  if (start_.epoch < 0 || start_.position < 0 || start_.position % options_.batch_size != 0 ||
-      start_.position / options_.batch_size >= batches_per_epoch_) {
+  if (start_.epoch < 0 || start_.position < 0 || start_.position % global_batch_ != 0 ||
+      start_.position / global_batch_ >= batches_per_epoch_) {
     throw DataError(fmt::format(
-        "task '{}': cannot resume at epoch {} position {} (batch size {}, {} batches an "
-        "epoch): the position must be a multiple of the batch size inside the epoch",
-        task, start_.epoch, start_.position, options_.batch_size, batches_per_epoch_));
+        "task '{}': cannot resume at epoch {} position {} (global batch size {}, {} batches "
+        "an epoch): the position must be a multiple of the global batch size inside the epoch",
+        task, start_.epoch, start_.position, global_batch_, batches_per_epoch_));
   }
   task_seed_ = combine_seeds(options_.seed, hash_string(options_.task));
 
@@ -76,9 +81,24 @@ std::shared_ptr<const std::vector<int64_t>> DataLoader::permutation(int64_t epoc
 
 std::vector<int64_t> DataLoader::batch_indices(int64_t epoch, int64_t batch) const {
   const auto order = permutation(epoch);
-  const int64_t begin = batch * options_.batch_size;
+  const int64_t begin = batch * global_batch_ + options_.rank * options_.batch_size;
+  if (options_.world_size > 1 && options_.infinite) {
+    // Full slices for every rank: wrap around to the epoch's start (as PyTorch's
+    // DistributedSampler pads), so that no rank waits on a short or empty batch.
+    std::vector<int64_t> indices;
+    for (int64_t i = 0; i < options_.batch_size; ++i) indices.push_back((*order)[(begin + i) % size_]);
+    return indices;
+  }
   const int64_t end = std::min(begin + options_.batch_size, size_);
+  if (begin >= end) return {};
   return {order->begin() + begin, order->begin() + end};
+}
+
+int64_t DataLoader::own_batches_per_epoch() const {
+  if (options_.infinite || options_.world_size == 1) return batches_per_epoch_;
+  const int64_t offset = options_.rank * options_.batch_size;
+  if (offset >= size_) return 0;
+  return std::min(batches_per_epoch_, (size_ - offset + global_batch_ - 1) / global_batch_);
 }
 
 uint64_t DataLoader::sample_seed(int64_t epoch, int64_t index) const {
@@ -87,8 +107,8 @@ uint64_t DataLoader::sample_seed(int64_t epoch, int64_t index) const {
 }
 
 std::optional<DataLoader::Work> DataLoader::claim_locked() {
-  const int64_t first = start_.position / options_.batch_size;
-  const int64_t total = batches_per_epoch_ - first;  // batches when not infinite
+  const int64_t first = start_.position / global_batch_;
+  const int64_t total = own_batches_per_epoch() - first;  // batches when not infinite
   if (!options_.infinite && next_claim_ >= total) return std::nullopt;
   if (next_claim_ >= next_deliver_ + options_.prefetch) return std::nullopt;
   const int64_t global = first + next_claim_;
@@ -154,8 +174,8 @@ std::optional<Batch> DataLoader::next() {
       result = produce(*work);
       lock.lock();
     } else {
-      const int64_t first = start_.position / options_.batch_size;
-      if (!options_.infinite && next_deliver_ >= batches_per_epoch_ - first) return std::nullopt;
+      const int64_t first = start_.position / global_batch_;
+      if (!options_.infinite && next_deliver_ >= own_batches_per_epoch() - first) return std::nullopt;
       result_ready_.wait(lock, [&] { return results_.count(next_deliver_) > 0; });
       auto node = results_.extract(next_deliver_);
       result = std::move(node.mapped());
@@ -174,9 +194,9 @@ std::optional<Batch> DataLoader::next() {
 
 LoaderState DataLoader::state() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  const int64_t global = start_.position / options_.batch_size + next_deliver_;
+  const int64_t global = start_.position / global_batch_ + next_deliver_;
   return {start_.epoch + global / batches_per_epoch_,
-          (global % batches_per_epoch_) * options_.batch_size};
+          (global % batches_per_epoch_) * global_batch_};
 }
 
 }  // namespace unitrain::data

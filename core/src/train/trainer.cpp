@@ -22,6 +22,7 @@
 #include "unitrain/registry.h"
 #include "unitrain/runtime.h"
 #include "unitrain/scheduler.h"
+#include "train/data_parallel.h"
 
 namespace unitrain {
 namespace fs = std::filesystem;
@@ -106,6 +107,9 @@ struct Trainer::Impl {
   int64_t step = 0;
   std::vector<StepRecord> history;
   std::ofstream metrics;
+  // Data parallelism (null in one process); only rank 0 writes files and progress.
+  std::unique_ptr<train::DataParallel> parallel;
+  bool writer = true;
 
   Impl(const Experiment& e, const Registry& r, TrainerConfig c)
       : experiment(e), registry(r), config(std::move(c)) {
@@ -122,12 +126,30 @@ struct Trainer::Impl {
     torch::manual_seed(seed);
     model = UnitModel(experiment, registry_factory(registry));
     model->to(device);
+    if (config.group && config.group->world_size() > 1) start_data_parallel();
     build_datasets();
     build_optimizer();
     build_scheduler();
   }
 
   // --- build -----------------------------------------------------------------------
+
+  // Every rank checks that the others run the same experiment and plugins, then starts
+  // from rank 0's weights.
+  void start_data_parallel() {
+    std::vector<std::string> names;
+    for (const auto& [name, spec] : experiment.json.at("tasks").items()) names.push_back(name);
+    parallel = std::make_unique<train::DataParallel>(
+        config.group,
+        distributed_options_from_json(experiment.json.at("distributed"), experiment), names);
+    writer = parallel->rank() == 0;
+    json plugins = json::array();
+    for (const auto& info : registry.list()) {
+      plugins.push_back(info.kind + "/" + info.name + " " + info.version);
+    }
+    parallel->check_same_setup({{"experiment", experiment.json}, {"plugins", plugins}});
+    parallel->broadcast_model(*model);
+  }
 
   std::shared_ptr<const Dataset> make_dataset(const std::string& task, const std::string& split) {
     const std::string pointer = "/tasks/" + task + "/dataset";
@@ -168,6 +190,10 @@ struct Trainer::Impl {
     o.seed = seed;
     o.task = t.name;
     o.device = device;
+    if (parallel) {
+      o.rank = parallel->rank();
+      o.world_size = parallel->world_size();
+    }
     return o;
   }
 
@@ -315,7 +341,11 @@ struct Trainer::Impl {
                                           "of another experiment)", where, t.name));
       }
       const json& s = state["loaders"][t.name];
-      loaders.push_back({s.at("epoch").get<int64_t>(), s.at("position").get<int64_t>()});
+      // Resumed with another world size: continue at the last global batch boundary of
+      // the new size at or before the saved position (a few samples are read again).
+      const int64_t global_batch = t.batch_size * (parallel ? parallel->world_size() : 1);
+      const int64_t position = s.at("position").get<int64_t>();
+      loaders.push_back({s.at("epoch").get<int64_t>(), position / global_batch * global_batch});
     }
     return loaders;
   }
@@ -332,6 +362,10 @@ struct Trainer::Impl {
       auto dataset = make_dataset(t.name, split);
       auto evaluator = dataset->evaluator();
       data::DataLoader loader(dataset, loader_options(t, false));
+      if (parallel) {
+        result[t.name] = evaluate_sharded(t, loader, *evaluator, max_batches);
+        continue;
+      }
       int64_t batches = 0;
       while (auto batch = loader.next()) {
         auto out = model->forward(t.name, *batch, /*with_loss=*/false);
@@ -344,6 +378,36 @@ struct Trainer::Impl {
     return result;
   }
 
+  // Each rank predicts its slices of the split's global batches; rank 0 adds every
+  // rank's predictions to the evaluator in file order and computes the metrics over all
+  // of them (COCO AP over every image, never a mean of per-rank values), which every rank
+  // then returns. max_batches counts global batches.
+  json evaluate_sharded(const TaskData& t, data::DataLoader& loader, Evaluator& evaluator,
+                        int64_t max_batches) {
+    int64_t rounds = loader.batches_per_epoch();
+    if (max_batches > 0) rounds = std::min(rounds, max_batches);
+    for (int64_t round = 0; round < rounds; ++round) {
+      std::string payload;
+      if (auto batch = loader.next()) {
+        auto out = model->forward(t.name, *batch, /*with_loss=*/false);
+        payload = train::pack_for_evaluation(model->predict(t.name, out, *batch), *batch);
+      }
+      const auto all = parallel->gather(
+          payload, fmt::format("the evaluation of task '{}' (batch {})", t.name, round));
+      if (!writer) continue;
+      for (const auto& bytes : all) {
+        if (bytes.empty()) continue;
+        Predictions predictions;
+        Batch batch;
+        train::unpack_for_evaluation(bytes, &predictions, &batch);
+        evaluator.add(predictions, batch);
+      }
+    }
+    const std::string metrics = writer ? evaluator.compute().dump() : std::string();
+    return json::parse(parallel->share_from_rank0(
+        metrics, fmt::format("the metrics of task '{}'", t.name)));
+  }
+
   // --- training ----------------------------------------------------------------------
 
   void log_json(const json& line) {
@@ -351,13 +415,15 @@ struct Trainer::Impl {
   }
 
   EvalResult train() {
-    fs::create_directories(config.run_dir);
+    if (writer) fs::create_directories(config.run_dir);
     std::vector<data::LoaderState> starts;
     if (config.resume) {
       starts = restore(find_checkpoint(config.run_dir));
     }
-    write_text(config.run_dir / "experiment.resolved.json", experiment.json.dump(2) + "\n");
-    metrics.open(config.run_dir / "metrics.jsonl", std::ios::app);
+    if (writer) {
+      write_text(config.run_dir / "experiment.resolved.json", experiment.json.dump(2) + "\n");
+      metrics.open(config.run_dir / "metrics.jsonl", std::ios::app);
+    }
     start_loaders(starts);
     model->train();
 
@@ -380,6 +446,7 @@ struct Trainer::Impl {
       double step_loss = 0;
       std::string task_name;
       TaskData* last_task = nullptr;
+      std::vector<size_t> drawn;  // task index of each micro-batch
       // Seconds since the previous lap, added to the task's total and to one phase.
       auto mark = Clock::now();
       auto lap = [&mark](TaskData& t, double TaskData::*phase) {
@@ -390,9 +457,13 @@ struct Trainer::Impl {
         mark = now;
       };
       for (int64_t micro = 0; micro < options.accumulate_steps; ++micro) {
-        TaskData& t = tasks[scheduler->next(task_rng)];
+        const size_t task_index = scheduler->next(task_rng);
+        drawn.push_back(task_index);
+        if (parallel) parallel->check_task(step, task_index);
+        TaskData& t = tasks[task_index];
         std::optional<Batch> batch =
             config.batch_source ? std::optional<Batch>(config.batch_source(t.name)) : t.loader->next();
+        if (parallel) parallel->attach(*batch);
         lap(t, &TaskData::data_s);
         auto out = model->forward(t.name, *batch, /*with_loss=*/true);
         if (out.losses.empty()) {
@@ -413,18 +484,28 @@ struct Trainer::Impl {
         (loss * (t.loss_weight / static_cast<double>(options.accumulate_steps))).backward();
         for (const auto& [name, v] : out.losses) named[name] += v.item<double>() / options.accumulate_steps;
         step_loss += value / static_cast<double>(options.accumulate_steps);
-        t.last_loss = value;
         task_name = t.name;
         window_samples += batch->size;
         t.samples += batch->size;
         lap(t, &TaskData::backward_s);
         last_task = &t;
       }
+      if (parallel) {
+        // The step's losses travel with the gradients: every rank logs the mean.
+        std::vector<double> values{step_loss};
+        for (const auto& [name, v] : named) values.push_back(v);
+        parallel->reduce_step(step, drawn, parameters, values);
+        step_loss = values[0];
+        size_t k = 1;
+        for (auto& [name, v] : named) v = values[k++];
+      }
+      last_task->last_loss = step_loss;
       const double grad_norm = optimizer->step(options.clip_grad_norm);
       lap(*last_task, &TaskData::update_s);
       ++last_task->steps;
       history.push_back({step, task_name, step_loss});
       ++step;
+      if (parallel) parallel->check_sequence(step);
 
       if (step % options.log_every == 0 || step == options.max_steps) {
         const double elapsed = std::chrono::duration<double>(Clock::now() - window_start).count();
@@ -442,17 +523,19 @@ struct Trainer::Impl {
         last_eval = evaluate("", options.eval_max_batches);
         log_json({{"step", step}, {"eval", last_eval}});
       }
-      if (options.checkpoint_every > 0 && step % options.checkpoint_every == 0 &&
+      if (writer && options.checkpoint_every > 0 && step % options.checkpoint_every == 0 &&
           step < options.max_steps) {
         save_checkpoint();
       }
     }
     if (config.console && tty) std::cerr << "\n";
-    save_checkpoint();
+    if (writer) save_checkpoint();
     last_eval = evaluate("", options.eval_max_batches);
     log_json({{"step", step}, {"eval", last_eval}});
-    write_text(config.run_dir / "eval.json", last_eval.dump(2) + "\n");
-    write_text(config.run_dir / "throughput.json", throughput().dump(2) + "\n");
+    if (writer) {
+      write_text(config.run_dir / "eval.json", last_eval.dump(2) + "\n");
+      write_text(config.run_dir / "throughput.json", throughput().dump(2) + "\n");
+    }
     return last_eval;
   }
 

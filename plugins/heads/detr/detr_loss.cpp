@@ -86,19 +86,30 @@ void DetrHeadImpl::add_layer_losses(const DetrLayerOutputs& layer, const Batch& 
   auto index = torch::cat(flat).to(device);                // [K]
   auto matched_classes = torch::cat(target_classes).to(device);  // [K]
   const int64_t matched = index.numel();
-  // DETR normalizes by the number of target boxes; with repeated targets every matched
-  // pair counts. TODO: all-reduce across ranks for data-parallel training.
-  const double normalizer = static_cast<double>(
-      std::max<int64_t>(1, matcher.target_repeats > 1 ? matched : num_targets));
 
   // Classification over all queries; unmatched ones learn "no object" (index C).
   auto class_target = torch::full({b * q}, num_classes, torch::dtype(torch::kLong).device(device));
   class_target.index_put_({index}, matched_classes);
   auto class_weight = torch::ones({num_classes + 1}, layer.logits.options());
   class_weight[num_classes] = options_.eos_coef();
-  auto loss_ce = torch::nn::functional::cross_entropy(
+  auto query_weight = class_weight.index_select(0, class_target);  // [B*Q]
+
+  // The normalizers span the global batch in data-parallel training: DETR divides the
+  // box losses by the number of target boxes (with repeated targets every matched pair
+  // counts), and the weighted cross-entropy by the sum of the query weights; both are
+  // means over the ranks' batches (Batch::mean_over_ranks), so that the averaged
+  // gradient is the one of every rank's images in one batch. One all-reduce per layer.
+  const double boxes = static_cast<double>(matcher.target_repeats > 1 ? matched : num_targets);
+  auto counts = batch.mean_over_ranks(
+      torch::stack({torch::tensor(boxes, torch::kFloat64),
+                    query_weight.sum().detach().to(torch::kCPU, torch::kFloat64)}));
+  const double normalizer = std::max(1.0, counts[0].item<double>());
+  const double weight_sum = counts[1].item<double>();
+
+  auto per_query = torch::nn::functional::cross_entropy(
       layer.logits.reshape({b * q, num_classes + 1}), class_target,
-      torch::nn::functional::CrossEntropyFuncOptions().weight(class_weight));
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  auto loss_ce = (per_query * query_weight).sum() / weight_sum;
   losses["loss_ce" + suffix] = options_.ce_loss_coef() * loss_ce;
 
   // Box losses on matched pairs only.

@@ -49,10 +49,19 @@ struct LoaderOptions {
   // Device the batches are delivered on. For CUDA the workers pin host memory and the
   // copy is non-blocking. Default CPU.
   torch::Device device = torch::kCPU;
+  // Data parallelism: batch b of an epoch is the global batch of batch_size x
+  // world_size consecutive positions of the epoch's order, and this loader delivers its
+  // rank's slice of it (positions b G + rank B ... + B), so the ranks read disjoint
+  // samples and together the same ones as one process with batch G. In training a slice
+  // that runs past the epoch's end wraps around to its start, so every rank's batch is
+  // full; in evaluation a rank gets no batch where its slice is empty. Defaults 0 and 1.
+  int64_t rank = 0;
+  int64_t world_size = 1;
 };
 
 // Where a loader stands, for checkpoints: `position` samples of epoch `epoch` have
-// been delivered (position is a multiple of the batch size, or 0).
+// been delivered (position is a multiple of the global batch size, batch_size x
+// world_size, or 0; every rank of a group stands at the same place).
 struct LoaderState {
   int64_t epoch = 0;
   int64_t position = 0;
@@ -74,6 +83,8 @@ class DataLoader {
 
   // The position after the last batch next() returned.
   LoaderState state() const;
+  // Global batches in an epoch: ceil(size / (batch_size x world_size)) (floor with
+  // drop_last).
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
 
   // The dataset indices of batch `batch` of `epoch` (deterministic; used by workers
@@ -97,11 +108,15 @@ class DataLoader {
   Result produce(const Work& work) const;
   void worker_loop();
   std::shared_ptr<const std::vector<int64_t>> permutation(int64_t epoch) const;
+  // Batches this loader delivers in one epoch: every global batch in training, those
+  // where this rank's slice is not empty in evaluation.
+  int64_t own_batches_per_epoch() const;
 
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions options_;
   uint64_t task_seed_;
   int64_t size_;
+  int64_t global_batch_;  // batch_size x world_size
   int64_t batches_per_epoch_;
   LoaderState start_;
 
