@@ -18,14 +18,6 @@ echo "== toy suite -> $UNITRAIN_TOY_SUITE"
 # Written once; rewritten only when its options or the generator changed.
 "$unitrain" make-toy-suite "$UNITRAIN_TOY_SUITE" --reuse --seed 1 --images 2000 --text 4000
 echo
-# With two or more cores, two processes train one data-parallel group (per-process batches
-# halved, so the global batch and the training are unit_toy8's).
-if (($(nproc) >= 2)); then
-  echo "== train experiments/unit_toy8_dp2.json on 2 processes -> $out"
-  "$unitrain" train "$root/experiments/unit_toy8_dp2.json" --nproc-per-node 2 --out "$out" "$@" \
-    > /dev/null
-else
-  echo "== train experiments/unit_toy8.json -> $out"
-  "$unitrain" train "$root/experiments/unit_toy8.json" --out "$out" "$@" > /dev/null
-fi
+echo "== train experiments/unit_toy8.json -> $out"
+"$unitrain" train "$root/experiments/unit_toy8.json" --out "$out" "$@" > /dev/null
 echo "final metrics: $out/eval.json; per-step log: $out/metrics.jsonl"

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -61,6 +62,9 @@ RankEnvironment rank_environment(int64_t rank, int64_t world, int64_t port) {
   env.strings.push_back("MASTER_ADDR=127.0.0.1");
   env.strings.push_back(fmt::format("MASTER_PORT={}", port));
   env.strings.push_back("TORCHELASTIC_USE_AGENT_STORE=True");
+  // As torchrun: one OpenMP thread per rank unless the user chose, so that N ranks'
+  // BLAS pools do not spin against each other on the same cores.
+  if (std::getenv("OMP_NUM_THREADS") == nullptr) env.strings.push_back("OMP_NUM_THREADS=1");
   for (auto& s : env.strings) env.pointers.push_back(s.data());
   env.pointers.push_back(nullptr);
   return env;

@@ -22,7 +22,8 @@ struct LaunchOptions {
 // Hosts the TCPStore, then runs this executable (/proc/self/exe) with `argv` (argv[0]
 // first, the launch flags already removed) once per rank with RANK, WORLD_SIZE,
 // LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT and
-// TORCHELASTIC_USE_AGENT_STORE set. Waits for every rank. When one fails, prints
+// TORCHELASTIC_USE_AGENT_STORE set (and OMP_NUM_THREADS=1 unless set, as torchrun
+// does). Waits for every rank. When one fails, prints
 // "rank R (pid P) exited with status S" (or "was killed by SIGNAME") on stderr, stops
 // the others and returns non-zero; ranks die with the launcher (PR_SET_PDEATHSIG), so
 // none is left behind. SIGINT / SIGTERM to the launcher are passed on to the ranks.
