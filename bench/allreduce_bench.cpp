@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   const int64_t unit = argc > 2 ? std::stoll(argv[2]) : 200907824;
   const int repeats = argc > 3 ? std::stoi(argv[3]) : 3;
   torch::set_num_threads(1);
-  unitrain::StoreServer store("127.0.0.1", 0, 2, 60);
+  unitrain::StoreServer store("127.0.0.1", 0, 60);
   const int64_t port = store.port();
   std::vector<pid_t> ranks;
   for (int64_t rank = 0; rank < 2; ++rank) {

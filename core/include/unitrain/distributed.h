@@ -91,7 +91,7 @@ class ProcessGroup {
 // free port. TrainingError when the port is taken.
 class StoreServer {
  public:
-  StoreServer(const std::string& host, int64_t port, int64_t world_size, double timeout_s);
+  StoreServer(const std::string& host, int64_t port, double timeout_s);
   ~StoreServer();
   int64_t port() const;
 

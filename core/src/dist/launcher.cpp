@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -87,7 +88,7 @@ std::vector<std::string> without_launch_flags(const std::vector<std::string>& ar
 }
 
 int launch_local_ranks(const LaunchOptions& options, const std::vector<std::string>& argv) {
-  StoreServer store("127.0.0.1", options.master_port, options.nproc, options.timeout_s);
+  StoreServer store("127.0.0.1", options.master_port, options.timeout_s);
   const int64_t port = store.port();
 
   std::vector<std::string> args = argv;
@@ -147,8 +148,27 @@ int launch_local_ranks(const LaunchOptions& options, const std::vector<std::stri
       running.erase(pid);
       const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
       if (!ok && result == 0) {
+        // A rank killed by a signal is usually why the others failed: once one rank
+        // lost its peer, collect whoever else has ended by now before naming the cause.
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        std::vector<std::pair<pid_t, int>> ended{{pid, status}};
+        pid_t other = 0;
+        while ((other = waitpid(-1, &status, WNOHANG)) > 0) {
+          if (running.count(other)) ended.emplace_back(other, status);
+        }
+        std::stable_partition(ended.begin(), ended.end(),
+                              [](const auto& e) { return WIFSIGNALED(e.second); });
+        std::map<pid_t, int64_t> ranks = running;
+        ranks[pid] = rank;
+        for (const auto& [p, st] : ended) running.erase(p);
         std::cerr << fmt::format("error: rank {} (pid {}) {}; stopping the other {} rank(s)\n",
-                                 rank, pid, describe(status), running.size());
+                                 ranks[ended[0].first], ended[0].first, describe(ended[0].second),
+                                 running.size());
+        for (size_t i = 1; i < ended.size(); ++i) {
+          if (WIFEXITED(ended[i].second) && WEXITSTATUS(ended[i].second) == 0) continue;
+          std::cerr << fmt::format("rank {} (pid {}) {}\n", ranks[ended[i].first],
+                                   ended[i].first, describe(ended[i].second));
+        }
         result = 1;
         stop_all(now);
       } else if (!ok) {

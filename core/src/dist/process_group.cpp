@@ -211,10 +211,9 @@ struct StoreServer::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;
 };
 
-StoreServer::StoreServer(const std::string& host, int64_t port, int64_t world_size,
-                         double timeout_s)
+StoreServer::StoreServer(const std::string& host, int64_t port, double timeout_s)
     : impl_(std::make_unique<Impl>()) {
-  (void)world_size;  // the ranks' own rendezvous counts them
+  // The ranks' own rendezvous (the process group) counts them; the store only serves.
   try {
     c10d::TCPStoreOptions options;
     options.port = static_cast<uint16_t>(port);

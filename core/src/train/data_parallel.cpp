@@ -39,8 +39,7 @@ void DataParallel::check_same_setup(const json& setup) {
     if (all[r] == all[0]) continue;
     const json other = json::parse(all[r]);
     const json patch = json::diff(reference, other);
-    std::string pointer = patch.empty() ? "/" : patch[0].at("path").get<std::string>();
-    // The key itself, not an array position under it, reads best ("/plugins/3" -> ok).
+    const std::string pointer = patch.empty() ? "/" : patch[0].at("path").get<std::string>();
     const json::json_pointer p(pointer);
     const std::string mine = reference.contains(p) ? short_dump(reference.at(p)) : "(absent)";
     const std::string theirs = other.contains(p) ? short_dump(other.at(p)) : "(absent)";
