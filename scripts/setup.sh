@@ -16,6 +16,8 @@ packages=(
   libboost-dev nlohmann-json3-dev libopencv-dev libfmt-dev
   libgtest-dev libgmock-dev libcli11-dev
   libsentencepiece-dev sentencepiece
+  # Tests check the weight readers against files that PyTorch itself writes.
+  python3-torch python3-torchvision
 )
 
 missing=()

@@ -9,6 +9,7 @@
 // "decoder_<task>" and "head_<task>"; they depend only on the names in the JSON.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "unitrain/decoder.h"
 #include "unitrain/encoder.h"
 #include "unitrain/head.h"
+#include "unitrain/weights/importer.h"
 
 namespace unitrain {
 
@@ -45,7 +47,7 @@ struct ComponentSpec {
   nlohmann::json options;   // the block without "type" and "init_from"
   std::string pointer;      // JSON pointer of the block, e.g. "/model/heads/vqa2"
   std::string module_name;  // submodule name, e.g. "head_vqa2"
-  std::string init_from;    // the block's "init_from" ("" when none)
+  nlohmann::json init_from;  // the block's "init_from" (null when none)
 };
 
 // The submodule name of a component name ("heads/vqa2" -> "head_vqa2"). Throws
@@ -71,10 +73,11 @@ class UnitModelImpl : public torch::nn::Module {
  public:
   // `experiment.json` must be validated (validate_experiment): model.encoders,
   // model.decoder, model.share_decoders, model.heads, tasks.<task>.encoders and
-  // tasks.<task>.num_queries are read. Blocks with "init_from" are loaded after
+  // tasks.<task>.num_queries are read. "init_from" weights are loaded after
   // construction unless `load_init_from` is false (the weights are about to be
-  // overwritten by a checkpoint anyway). Throws ConfigError (dimensions, names),
-  // RegistryError (plugin creation) and CheckpointError (init_from).
+  // overwritten by a checkpoint anyway): the model's own (model.init_from, a whole MMF
+  // UniT or unitrain checkpoint) first, then each component's. Throws ConfigError
+  // (dimensions, names), RegistryError (plugin creation) and CheckpointError (init_from).
   UnitModelImpl(const Experiment& experiment, const ComponentFactory& factory,
                 bool load_init_from = true);
 
@@ -112,9 +115,19 @@ class UnitModelImpl : public torch::nn::Module {
   std::map<std::string, int64_t> other_parameter_counts() const;
   int64_t parameter_count() const;
 
+  // What each init_from load found, in load order (empty without init_from).
+  const std::vector<weights::ImportReport>& import_reports() const { return import_reports_; }
+
  private:
   const std::string& check_task(const std::string& task) const;
   void load_component(const ComponentSpec& spec, const Experiment& experiment);
+  // A component's init_from in another format than unitrain's, through its WeightImporter.
+  void import_component(const ComponentSpec& spec, const weights::InitFrom& init,
+                        const std::filesystem::path& file, const std::string& where);
+  // model.init_from: every component from one file.
+  void import_model(const Experiment& experiment);
+  // The tasks a component serves (see weights::ImportContext::component_tasks).
+  std::vector<std::string> component_tasks(const ComponentSpec& spec) const;
 
   std::vector<std::string> tasks_;
   std::map<std::string, ComponentSpec> specs_;
@@ -124,6 +137,7 @@ class UnitModelImpl : public torch::nn::Module {
   std::map<std::string, std::vector<std::string>> task_encoders_;
   std::map<std::string, std::string> objects_from_;  // task -> the task whose outputs it reads
   std::map<std::string, ObjectEmbed> object_embeds_;  // by task, with objects_boxes
+  std::vector<weights::ImportReport> import_reports_;
 
   // encode() without objects_from.
   EncoderOutput encode_own(const std::string& task, const Batch& batch);

@@ -55,6 +55,8 @@ struct TrainerConfig {
   std::filesystem::path run_dir;  // where everything is written
   bool resume = false;            // continue from run_dir's last checkpoint
   bool console = true;            // live progress line on stderr
+  // List every name in the init_from reports printed at the start (else counts only).
+  bool verbose = false;
   // When set, training batches come from here instead of the data loaders: called with
   // the drawn task once per micro-batch. For benchmarks and tests that feed fixed
   // batches; checkpoints still record the (unused) loader positions.

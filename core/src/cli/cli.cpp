@@ -40,6 +40,7 @@ int run_cli(int argc, char** argv) {
   add_tokenizer_command(app, context);
   add_data_command(app, context);
   add_toy_command(app, context);
+  add_weights_command(app, context);
 
   tune_allocator();
   try {

@@ -67,5 +67,6 @@ void add_export_command(CLI::App& app, CliContext& context);
 void add_tokenizer_command(CLI::App& app, CliContext& context);
 void add_data_command(CLI::App& app, CliContext& context);
 void add_toy_command(CLI::App& app, CliContext& context);
+void add_weights_command(CLI::App& app, CliContext& context);
 
 }  // namespace unitrain::cli

@@ -20,6 +20,7 @@ void add_train_command(CLI::App& app, CliContext& context) {
     std::string out;
     std::string resume;
     LaunchArgs launch;
+    bool verbose = false;
   };
   auto args = std::make_shared<Args>();
   CLI::App* train = app.add_subcommand("train", "Train an experiment");
@@ -28,9 +29,12 @@ void add_train_command(CLI::App& app, CliContext& context) {
   train->add_option("--set", args->overrides, "Override a value: KEY.PATH=VALUE (repeatable)");
   train->add_option("--out", args->out, "Run folder (default: output_dir, else runs/<name>-<time>)");
   train->add_option("--resume", args->resume, "Continue the run in this folder from its last checkpoint");
+  train->add_flag("--verbose", args->verbose,
+                  "List every tensor that init_from loaded, kept, skipped or could not place");
   train->callback([args, &context] {
     Experiment experiment = load_checked_experiment(context, args->file, args->overrides);
     TrainerConfig config;
+    config.verbose = args->verbose;
     if (!args->resume.empty()) {
       if (!args->out.empty() && fs::path(args->out) != fs::path(args->resume)) {
         throw ConfigError("--out and --resume name different folders; a resumed run writes to its own folder");

@@ -5,6 +5,7 @@
 #include "unitrain/config.h"
 #include "unitrain/distributed.h"
 #include "unitrain/registry.h"
+#include "unitrain/weights/importer.h"
 
 namespace unitrain {
 
@@ -59,7 +60,17 @@ class SchemaChecker {
     strings(root["plugins"], "/plugins");
 
     json& model = required(root, "", "model", json::object());
-    only_keys(model, "/model", {"encoders", "decoder", "share_decoders", "heads"});
+    only_keys(model, "/model", {"encoders", "decoder", "share_decoders", "heads", "init_from"});
+    if (model.contains("init_from")) {
+      const auto where = e_.where("/model/init_from");
+      const auto init = weights::init_from_json(model["init_from"], where);
+      if (init.format != "mmf_unit" && init.format != "unitrain") {
+        throw ConfigError(fmt::format("{}/format: the whole model reads \"mmf_unit\" (an MMF UniT "
+                                      "checkpoint) or \"unitrain\" (a unitrain checkpoint or run "
+                                      "folder's last.pt); \"{}\" belongs on a component's block",
+                                      where, init.format));
+      }
+    }
     json& encoders = required(model, "/model", "encoders", json::object());
     for (auto& [name, block] : encoders.items()) {
       component(block, pointer_join("/model/encoders", name), "encoder");
@@ -151,11 +162,19 @@ class SchemaChecker {
     }
   }
 
-  // {"type": NAME, "init_from": FILE?, ...options}: options checked against the plugin.
+  // {"type": NAME, "init_from": FILE or {...}?, ...options}: options checked against the
+  // plugin.
   void component(json& block, const std::string& p, const std::string& kind) {
     expect(block, p, json::object());
     const std::string type = required(block, p, "type", json("string")).get<std::string>();
-    if (block.contains("init_from")) expect(block["init_from"], p + "/init_from", json("string"));
+    if (block.contains("init_from")) {
+      const auto init = weights::init_from_json(block["init_from"], e_.where(p + "/init_from"));
+      if (init.format == "mmf_unit") {
+        throw ConfigError(fmt::format("{}: \"format\": \"mmf_unit\" reads a whole MMF UniT "
+                                      "checkpoint: put it on the model, as /model/init_from",
+                                      e_.where(p + "/init_from/format")));
+      }
+    }
     if (registry_ == nullptr) return;
     try {
       registry_->find(kind, type);

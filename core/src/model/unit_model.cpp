@@ -1,4 +1,5 @@
 // UnitModel: builds the components of an experiment and wires a task's forward pass.
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -36,7 +37,7 @@ ComponentSpec make_spec(const std::string& name, const std::string& kind,
   spec.options.erase("init_from");
   spec.pointer = pointer;
   spec.module_name = component_module_name(name);
-  spec.init_from = block.value("init_from", "");
+  if (block.contains("init_from")) spec.init_from = block.at("init_from");
   return spec;
 }
 
@@ -248,17 +249,31 @@ UnitModelImpl::UnitModelImpl(const Experiment& experiment, const ComponentFactor
   }
 
   if (load_init_from) {
+    if (model.contains("init_from")) import_model(experiment);
     for (const auto& name : component_names()) {
       const auto& spec = specs_.at(name);
-      if (!spec.init_from.empty()) load_component(spec, experiment);
+      if (!spec.init_from.is_null()) load_component(spec, experiment);
     }
   }
+}
+
+std::vector<std::string> UnitModelImpl::component_tasks(const ComponentSpec& spec) const {
+  const auto slash = spec.name.find('/');
+  if (spec.name.rfind("heads/", 0) == 0 || spec.name.rfind("decoders/", 0) == 0) {
+    return {spec.name.substr(slash + 1)};
+  }
+  return tasks_;
 }
 
 void UnitModelImpl::load_component(const ComponentSpec& spec, const Experiment& experiment) {
   const std::string pointer = spec.pointer + "/init_from";
   const std::string where = experiment.where(pointer);
-  const fs::path file = resolve_init_path(experiment, pointer, spec.init_from);
+  const auto init = weights::init_from_json(spec.init_from, where);
+  const fs::path file = resolve_init_path(experiment, pointer, init.file);
+  if (init.format != "unitrain") {
+    import_component(spec, init, file, where);
+    return;
+  }
   ComponentArchive archive;
   try {
     archive = unitrain::load_component(file);
@@ -289,6 +304,149 @@ void UnitModelImpl::load_component(const ComponentSpec& spec, const Experiment& 
         where, file.string(), fmt::join(differences, "; "), archive.options.dump()));
   }
   load_state_dict(*component(spec.name), archive.state, fmt::format("{} ('{}')", where, file.string()));
+  weights::ImportReport report;
+  report.component = spec.name;
+  report.file = file.string();
+  report.format = "unitrain";
+  report.taken = "an exported " + archive.component;
+  report.loaded = archive.state.size();
+  for (const auto& entry : archive.state) report.loaded_names.push_back(entry.key());
+  import_reports_.push_back(std::move(report));
+}
+
+namespace {
+
+std::vector<std::pair<std::string, torch::Tensor>> own_state(const torch::nn::Module& module) {
+  std::vector<std::pair<std::string, torch::Tensor>> own;
+  for (const auto& entry : state_dict(module)) own.emplace_back(entry.key(), entry.value());
+  return own;
+}
+
+weights::TensorFile read_weights(const fs::path& file, const std::string& where) {
+  try {
+    return weights::read_tensor_file(file);
+  } catch (const CheckpointError& e) {
+    throw CheckpointError(fmt::format("{}: {}", where, e.what()));
+  }
+}
+
+// The component's importer for `format`, or a ConfigError saying which formats it reads.
+const weights::WeightImporter& importer_for(const torch::nn::Module& module,
+                                            const ComponentSpec& spec, const std::string& format,
+                                            const std::string& where) {
+  const auto* importer = dynamic_cast<const weights::WeightImporter*>(&module);
+  std::vector<std::string> formats = {"unitrain"};
+  if (importer) {
+    for (const auto& f : importer->weight_formats()) formats.push_back(f);
+  }
+  if (std::find(formats.begin(), formats.end(), format) == formats.end()) {
+    throw ConfigError(fmt::format("{}/format: {} '{}' ({}) cannot read \"{}\" weights; it reads {}",
+                                  where, spec.kind, spec.name, spec.type, format,
+                                  fmt::join(formats, ", ")));
+  }
+  return *importer;
+}
+
+}  // namespace
+
+void UnitModelImpl::import_component(const ComponentSpec& spec, const weights::InitFrom& init,
+                                     const fs::path& file, const std::string& where) {
+  auto module = component(spec.name);
+  const auto& importer = importer_for(*module, spec, init.format, where);
+  const auto tensors = read_weights(file, where);
+  weights::ImportContext context;
+  context.format = init.format;
+  context.component = spec.name;
+  context.tasks = tasks_;
+  context.component_tasks = component_tasks(spec);
+  weights::fill_task_names(init, tasks_, &context, where);
+  std::string taken;
+  const auto state = weights::state_of(tensors, &taken);
+  const auto plan = weights::plan_import(importer.weight_map(context), state, own_state(*module),
+                                         init.skip);
+  std::vector<std::string> unexpected;
+  for (const auto& name : plan.known) {
+    if (!plan.consumed.count(name) && !plan.ignored.count(name)) unexpected.push_back(name);
+  }
+  size_t other = 0;
+  for (const auto& [name, tensor] : state) {
+    const bool skipped = std::any_of(init.skip.begin(), init.skip.end(),
+                                     [&](const std::string& g) { return weights::glob_match(g, name); });
+    if (!plan.known.count(name) && !skipped) ++other;
+  }
+  auto report = weights::make_report(spec.name, init, tensors, taken, plan, unexpected, other);
+  if (init.strict) weights::check_strict(report, tensors, where);
+  weights::apply_plan(*module, plan);
+  import_reports_.push_back(std::move(report));
+}
+
+void UnitModelImpl::import_model(const Experiment& experiment) {
+  const std::string pointer = "/model/init_from";
+  const std::string where = experiment.where(pointer);
+  const auto init = weights::init_from_json(experiment.json.at("model").at("init_from"), where);
+  fs::path file = resolve_init_path(experiment, pointer, init.file);
+  if (init.format == "unitrain") {
+    try {
+      file = find_checkpoint(file);
+    } catch (const CheckpointError& e) {
+      throw CheckpointError(fmt::format("{}: {}", where, e.what()));
+    }
+  }
+  const auto tensors = read_weights(file, where);
+  std::string taken;
+  const auto state = weights::state_of(tensors, &taken);
+
+  // Every component plans from the same file; what none of them takes is unexpected.
+  std::set<std::string> consumed, ignored, skipped;
+  std::vector<std::pair<std::shared_ptr<torch::nn::Module>, weights::ImportPlan>> plans;
+  std::vector<weights::ImportReport> reports;
+  for (const auto& name : component_names()) {
+    const auto& spec = specs_.at(name);
+    auto module = component(name);
+    weights::WeightMap map;
+    if (init.format == "unitrain") {
+      // A unitrain checkpoint of the same model: the names are ours.
+      map.copy(spec.module_name + ".*", "*");
+    } else {
+      const auto& importer = importer_for(*module, spec, init.format, where);
+      weights::ImportContext context;
+      context.format = init.format;
+      context.component = name;
+      context.tasks = tasks_;
+      context.component_tasks = component_tasks(spec);
+      weights::fill_task_names(init, tasks_, &context, where);
+      map = importer.weight_map(context);
+    }
+    auto plan = weights::plan_import(map, state, own_state(*module), init.skip);
+    consumed.insert(plan.consumed.begin(), plan.consumed.end());
+    ignored.insert(plan.ignored.begin(), plan.ignored.end());
+    skipped.insert(plan.skipped.begin(), plan.skipped.end());
+    reports.push_back(weights::make_report(name, init, tensors, taken, plan, {}, 0));
+    plans.emplace_back(module, std::move(plan));
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& [name, tensor] : state) {
+    if (!consumed.count(name) && !ignored.count(name) && !skipped.count(name)) {
+      unexpected.push_back(name);
+    }
+  }
+  weights::ImportReport whole;
+  whole.component = "model";
+  whole.file = file.string();
+  whole.format = init.format;
+  whole.taken = taken;
+  whole.unexpected = unexpected;
+  for (const auto& r : reports) {
+    whole.loaded += r.loaded;
+    whole.kept += r.kept;
+    whole.skipped += r.skipped;
+    for (const auto& m : r.missing) whole.missing.push_back(r.component + ": " + m);
+    for (const auto& m : r.mismatched) whole.mismatched.push_back(r.component + ": " + m);
+  }
+  if (init.strict) weights::check_strict(whole, tensors, where);
+  for (auto& [module, plan] : plans) weights::apply_plan(*module, plan);
+  import_reports_.push_back(std::move(whole));
+  for (auto& r : reports) import_reports_.push_back(std::move(r));
 }
 
 const std::string& UnitModelImpl::check_task(const std::string& task) const {

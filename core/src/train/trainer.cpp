@@ -124,7 +124,13 @@ struct Trainer::Impl {
     task_rng = TaskRng(seed);
 
     torch::manual_seed(seed);
-    model = UnitModel(experiment, registry_factory(registry));
+    // A resumed run's weights come from its checkpoint: init_from files are not read.
+    model = UnitModel(experiment, registry_factory(registry), /*load_init_from=*/!config.resume);
+    if (config.console) {
+      for (const auto& report : model->import_reports()) {
+        std::cerr << "init_from: " << report.summary(config.verbose) << "\n";
+      }
+    }
     model->to(device);
     if (config.group && config.group->world_size() > 1) start_data_parallel();
     build_datasets();

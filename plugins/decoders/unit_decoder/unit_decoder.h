@@ -12,6 +12,7 @@
 
 #include "unitrain/decoder.h"
 #include "unitrain/nn/transformer.h"
+#include "unitrain/weights/importer.h"
 
 namespace unitrain::decoders {
 
@@ -49,9 +50,15 @@ UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
                                                   const std::string& where);
 nlohmann::json to_json(const UnitDecoderOptions& options);
 
-class UnitDecoderImpl : public torch::nn::Cloneable<UnitDecoderImpl>, public Decoder {
+class UnitDecoderImpl : public torch::nn::Cloneable<UnitDecoderImpl>,
+                        public Decoder,
+                        public weights::WeightImporter {
  public:
   explicit UnitDecoderImpl(const UnitDecoderOptions& options);
+  // detr (the decoder layers and norm; DETR's queries for the tasks init_from.tasks
+  // names), mmf_unit (layers, norm and every task's queries). See decoder_weights.cpp.
+  std::vector<std::string> weight_formats() const override;
+  weights::WeightMap weight_map(const weights::ImportContext& context) const override;
   // Rebuilds the decoder and every query table added so far (used by clone()).
   void reset() override;
 

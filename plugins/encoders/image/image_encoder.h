@@ -12,6 +12,7 @@
 #include "resnet.h"
 #include "unitrain/encoder.h"
 #include "unitrain/nn/transformer.h"
+#include "unitrain/weights/importer.h"
 
 namespace unitrain::image {
 
@@ -58,10 +59,17 @@ ImageEncoderOptions image_encoder_options_from_json(const nlohmann::json& j,
                                                     const std::string& where);
 nlohmann::json to_json(const ImageEncoderOptions& options);
 
-class ImageEncoderImpl : public torch::nn::Cloneable<ImageEncoderImpl>, public Encoder {
+class ImageEncoderImpl : public torch::nn::Cloneable<ImageEncoderImpl>,
+                         public Encoder,
+                         public weights::WeightImporter {
  public:
   explicit ImageEncoderImpl(const ImageEncoderOptions& options);
   void reset() override;
+
+  // torchvision_resnet (the backbone), detr (backbone, input_proj, transformer encoder),
+  // mmf_unit (all of it). The tables are in the README (image_weights.cpp).
+  std::vector<std::string> weight_formats() const override;
+  weights::WeightMap weight_map(const weights::ImportContext& context) const override;
 
   std::string modality() const override { return "image"; }
   int64_t output_dim() const override { return options.output_dim(); }

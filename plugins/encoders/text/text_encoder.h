@@ -10,6 +10,7 @@
 
 #include "unitrain/encoder.h"
 #include "unitrain/nn/transformer.h"
+#include "unitrain/weights/importer.h"
 
 namespace unitrain::text {
 
@@ -69,10 +70,17 @@ class TextEmbeddingsImpl : public torch::nn::Cloneable<TextEmbeddingsImpl> {
 };
 TORCH_MODULE(TextEmbeddings);
 
-class TextEncoderImpl : public torch::nn::Cloneable<TextEncoderImpl>, public Encoder {
+class TextEncoderImpl : public torch::nn::Cloneable<TextEncoderImpl>,
+                        public Encoder,
+                        public weights::WeightImporter {
  public:
   explicit TextEncoderImpl(const TextEncoderOptions& options);
   void reset() override;
+
+  // hf_bert (BERT's embeddings and layers), mmf_unit (also the projections and the task
+  // token). The tables are in the README (text_weights.cpp).
+  std::vector<std::string> weight_formats() const override;
+  weights::WeightMap weight_map(const weights::ImportContext& context) const override;
 
   std::string modality() const override { return "text"; }
   int64_t output_dim() const override { return options.output_dim(); }

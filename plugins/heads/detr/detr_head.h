@@ -10,6 +10,7 @@
 
 #include "unitrain/head.h"
 #include "unitrain/nn/matcher.h"
+#include "unitrain/weights/importer.h"
 
 namespace unitrain::heads {
 
@@ -64,8 +65,13 @@ struct DetrLayerOutputs {
   torch::Tensor hidden;  // [B, Q, D] the decoder layer's output (for attributes)
 };
 
-class DetrHeadImpl : public Head {
+class DetrHeadImpl : public Head, public weights::WeightImporter {
  public:
+  // detr (class_embed, bbox_embed), mmf_unit (also the attribute head). Class rows are
+  // remapped from category ids when the file has them (see detr_weights.cpp).
+  std::vector<std::string> weight_formats() const override;
+  weights::WeightMap weight_map(const weights::ImportContext& context) const override;
+
   explicit DetrHeadImpl(DetrHeadOptions options);
   void reset();
 
