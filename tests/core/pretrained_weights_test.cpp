@@ -237,6 +237,24 @@ TEST_F(PretrainedWeights, WrongFileForTheComponentListsTheOffenders) {
   EXPECT_NE(report.summary(false).find("of another shape"), std::string::npos);
 }
 
+TEST_F(PretrainedWeights, FileThatIsNotAStateDict) {
+  const auto load = [&](const std::string& name) {
+    const json init = {{"file", (torchvision_dir() / name).string()}, {"format", "torchvision_resnet"}};
+    return test::error_of<Error>([&] {
+      UnitModel model(image_experiment(image_block(18, init)), registry_factory(registry_));
+    });
+  };
+  auto message = load("list.pth");
+  EXPECT_NE(message.find("list.pth' (torch.save (zip)) holds no tensor: it is not a state dict "
+                         "(names to tensors); it holds 0 = 1; 1 = 2.5; 2 = \"three\""),
+            std::string::npos)
+      << message;
+  message = load("tensor.pth");
+  EXPECT_NE(message.find("does not fit encoders/image"), std::string::npos) << message;
+  EXPECT_NE(message.find("no tensor of the file is one this map reads"), std::string::npos) << message;
+  EXPECT_NE(message.find("The file holds 1 tensors:  [4]"), std::string::npos) << message;
+}
+
 TEST_F(PretrainedWeights, FormatTheComponentCannotReadIsAConfigError) {
   const json init = {{"file", (torchvision_dir() / "resnet18.pth").string()}, {"format", "hf_bert"}};
   const auto message = test::error_of<Error>([&] {

@@ -259,6 +259,16 @@ std::string ImportReport::summary(bool verbose) const {
 }
 
 void check_strict(const ImportReport& report, const TensorFile& file, const std::string& where) {
+  if (file.tensors.empty()) {
+    std::vector<std::string> values;
+    for (const auto& [name, value] : file.values.items()) {
+      values.push_back(fmt::format("{} = {}", name.empty() ? "(the whole file)" : name, value.dump()));
+    }
+    throw CheckpointError(fmt::format(
+        "{}: '{}' ({}) holds no tensor: it is not a state dict (names to tensors){}{}", where,
+        report.file, format_name(file.format), values.empty() ? "" : "; it holds ",
+        first_of(values, 6)));
+  }
   if (report.clean() && report.loaded > 0) return;
   std::vector<std::string> parts;
   if (report.loaded == 0) parts.push_back("no tensor of the file is one this map reads");

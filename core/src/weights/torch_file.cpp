@@ -90,6 +90,16 @@ class Flattener {
   torch::Tensor build(const TensorRef& ref) const {
     // The unpickler checked the view against the storage's numel, the readers the bytes.
     const torch::Tensor& storage = storages_.at(ref.storage_key);
+    // The usual case, a tensor that is its whole storage in row-major order, is the
+    // storage's memory itself; a part of a storage or another order is copied out.
+    int64_t numel = 1, expected = 1;
+    bool row_major = true;
+    for (size_t d = ref.sizes.size(); d-- > 0;) {
+      if (ref.sizes[d] != 1 && ref.strides[d] != expected) row_major = false;
+      expected *= ref.sizes[d];
+      numel *= ref.sizes[d];
+    }
+    if (ref.offset == 0 && row_major && numel == storage.numel()) return storage.view(ref.sizes);
     return storage.as_strided(ref.sizes, ref.strides, ref.offset)
         .clone(at::MemoryFormat::Contiguous);
   }
@@ -158,6 +168,15 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   const char* data() const { return data_; }
   size_t size() const { return size_; }
+  // Drops the whole pages of [offset, offset + bytes) from this process's memory once they
+  // are copied (they are read again from the file if touched): the mapping would else hold
+  // a second copy of every storage until the end.
+  void release(size_t offset, size_t bytes) const {
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<uintptr_t>(data_) + offset;
+    const auto first = (begin + page - 1) / page * page, last = (begin + bytes) / page * page;
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
 
  private:
   const char* data_ = nullptr;
@@ -200,7 +219,6 @@ TensorFile read_torch_zip(const fs::path& file) {
   auto [pkl, pkl_size] = get_record(*zip, "data.pkl", file);
   const Pickle pickle =
       read_pickle(static_cast<const char*>(pkl.get()), pkl_size, 0, where + ": data.pkl");
-  std::vector<at::DataPtr> records;  // the storages' memory, until the tensors are copied out
   std::map<std::string, torch::Tensor> storages;
   std::error_code ec;
   const uint64_t file_size = fs::file_size(file, ec);
@@ -218,10 +236,12 @@ TensorFile read_torch_zip(const fs::path& file) {
           fmt::format("{}: record '{}' holds {} bytes but its storage of {} {} elements needs {}",
                       where, name, size, ref.numel, c10::toString(ref.dtype), expected));
     }
+    // The tensor owns the record's memory: no copy.
+    auto owner = std::make_shared<at::DataPtr>(std::move(data));
     storages[key] = ref.numel == 0
                         ? torch::empty({0}, ref.dtype)
-                        : torch::from_blob(data.get(), {ref.numel}, torch::dtype(ref.dtype));
-    records.push_back(std::move(data));
+                        : torch::from_blob(owner->get(), {ref.numel}, [owner](void*) mutable { owner.reset(); },
+                                           torch::dtype(ref.dtype));
   }
   TensorFile out;
   out.file = file;
@@ -300,6 +320,7 @@ TensorFile read_torch_legacy(const fs::path& file) {
     }
     torch::Tensor storage = torch::empty({ref.numel}, torch::dtype(ref.dtype));
     if (bytes > 0) std::memcpy(storage.data_ptr(), map.data() + pos, bytes);
+    map.release(pos, bytes);
     pos += bytes;
     storages[ref.key] = storage;
   }

@@ -35,8 +35,9 @@ const char* format_name(FileFormat format);
 // "model.backbone.0.body.conv1.weight"; int keys are written in decimal ("state.0.exp_avg");
 // list and tuple elements are numbered ("param_groups.0.lr"); a file holding a single
 // tensor names it "". Two entries with the same flat name are an error.
-// Every tensor is a CPU tensor that owns its memory (contiguous, the file's dtype): views
-// are copied out of their storage, so tensors that shared one in the file no longer do.
+// Every tensor is a contiguous CPU tensor of the file's dtype holding only its own
+// elements: a tensor that is a whole storage of the file is that storage's memory (no
+// copy; two such tensors of one storage share it), a part of a storage is copied out.
 struct TensorFile {
   std::filesystem::path file;
   FileFormat format = FileFormat::kTorchZip;
