@@ -420,7 +420,7 @@ void UnitModelImpl::import_model(const Experiment& experiment) {
     auto plan = weights::plan_import(map, state, own_state(*module), init.skip);
     consumed.insert(plan.consumed.begin(), plan.consumed.end());
     ignored.insert(plan.ignored.begin(), plan.ignored.end());
-    skipped.insert(plan.skipped.begin(), plan.skipped.end());
+    skipped.insert(plan.skipped_file.begin(), plan.skipped_file.end());
     reports.push_back(weights::make_report(name, init, tensors, taken, plan, {}, 0));
     plans.emplace_back(module, std::move(plan));
   }
@@ -440,6 +440,7 @@ void UnitModelImpl::import_model(const Experiment& experiment) {
     whole.loaded += r.loaded;
     whole.kept += r.kept;
     whole.skipped += r.skipped;
+    whole.skipped_file = std::max(whole.skipped_file, r.skipped_file);
     for (const auto& m : r.missing) whole.missing.push_back(r.component + ": " + m);
     for (const auto& m : r.mismatched) whole.mismatched.push_back(r.component + ": " + m);
   }

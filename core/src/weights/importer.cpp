@@ -223,7 +223,9 @@ ImportReport make_report(const std::string& component, const InitFrom& init, con
   r.kept = plan.kept.size();
   r.kept_names = plan.kept;
   r.skipped = plan.skipped.size();
+  r.skipped_file = plan.skipped_file.size();
   r.skipped_names = plan.skipped;
+  for (const auto& name : plan.skipped_file) r.skipped_names.push_back("(file) " + name);
   r.other = other;
   for (const auto& [name, from] : plan.missing) {
     r.missing.push_back(fmt::format("{} (wants {})", name, from));
@@ -239,9 +241,9 @@ ImportReport make_report(const std::string& component, const InitFrom& init, con
 std::string ImportReport::summary(bool verbose) const {
   std::ostringstream out;
   out << fmt::format("{} <- {} ({}, {}): {} loaded, {} kept as initialised, {} missing, "
-                     "{} unexpected, {} of another shape, {} skipped",
+                     "{} unexpected, {} of another shape, {} skipped ({} of the file's left out)",
                      component, file, format, taken, loaded, kept, missing.size(),
-                     unexpected.size(), mismatched.size(), skipped);
+                     unexpected.size(), mismatched.size(), skipped, skipped_file);
   if (other > 0) out << fmt::format(", {} for other components", other);
   if (!verbose) return out.str();
   auto list = [&](const char* heading, const std::vector<std::string>& names) {

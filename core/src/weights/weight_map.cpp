@@ -181,7 +181,7 @@ ImportPlan plan_import(const WeightMap& map,
   for (const auto& [name, tensor] : file) {
     const auto normal = map.normalize(name);
     if (skipped(name) || skipped(normal)) {
-      plan.skipped.push_back(name);
+      plan.skipped_file.push_back(name);
       skipped_sources.insert(normal);
       continue;
     }

@@ -96,7 +96,8 @@ std::string mmf_task_type(const std::string& dataset);
 struct ImportReport {
   std::string component;  // "encoders/image", or "model"
   std::string file, format, taken;
-  size_t loaded = 0, kept = 0, skipped = 0, other = 0;
+  size_t loaded = 0, kept = 0, other = 0;
+  size_t skipped = 0, skipped_file = 0;  // own tensors left as initialised, file tensors left out
   std::vector<std::string> loaded_names, kept_names, skipped_names, other_names;
   std::vector<std::string> missing, unexpected, mismatched;  // one line each
   // "encoders/image <- detr-r50.pth (detr, the 'model' entry): 265 loaded, 3 kept ...";

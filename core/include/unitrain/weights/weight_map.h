@@ -99,7 +99,8 @@ struct ImportPlan {
   std::vector<std::string> kept;                                     // own names the format lacks
   std::vector<std::pair<std::string, std::string>> missing;          // own name, file name(s) absent
   std::vector<Mismatch> mismatched;
-  std::vector<std::string> skipped;                                  // by "skip", own or file names
+  std::vector<std::string> skipped;       // own names "skip" leaves (or whose sources it leaves) as initialised
+  std::vector<std::string> skipped_file;  // file names "skip" leaves out
   std::set<std::string> consumed;                                    // file names used
   std::set<std::string> known;                                       // file names a rule or ignore mentions
   std::set<std::string> ignored;                                     // file names ignored by the map
