@@ -250,3 +250,91 @@ TEST(BatchedMatmul, OtherDtypesEmptyShapesAndBadShapes) {
 }
 
 }  // namespace
+
+namespace {
+
+// Copies every parameter of `from` into the same-named parameter of `to` (post-norm
+// DETR layers and LibTorch's layers share PyTorch's names).
+void copy_parameters(torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard no_grad;
+  auto target = to.named_parameters();
+  for (const auto& p : from.named_parameters()) {
+    ASSERT_TRUE(target.contains(p.key())) << p.key();
+    target[p.key()].copy_(p.value());
+  }
+  EXPECT_EQ(target.size(), from.named_parameters().size());
+}
+
+}  // namespace
+
+TEST(TransformerEncoderLayer, MatchesLibTorchWithoutPositions) {
+  torch::manual_seed(1);
+  nn::TransformerEncoderLayer ours(tiny_layer());
+  torch::nn::TransformerEncoderLayer reference(
+      torch::nn::TransformerEncoderLayerOptions(16, 4).dim_feedforward(32).dropout(0.0));
+  copy_parameters(*ours, *reference);
+  auto src = torch::randn({6, 3, 16});
+  auto mask = torch::zeros({3, 6}, torch::kBool);
+  mask[2].slice(0, 4) = true;
+  auto expected = reference->forward(src, {}, mask);
+  auto got = ours->forward(src, mask);
+  EXPECT_LE((got - expected).abs().max().item<double>(), 1e-5);
+}
+
+TEST(TransformerDecoderLayer, MatchesLibTorchWithoutPositions) {
+  torch::manual_seed(2);
+  nn::TransformerDecoderLayer ours(tiny_layer());
+  torch::nn::TransformerDecoderLayer reference(
+      torch::nn::TransformerDecoderLayerOptions(16, 4).dim_feedforward(32).dropout(0.0));
+  copy_parameters(*ours, *reference);
+  auto tgt = torch::randn({4, 3, 16}), memory = torch::randn({7, 3, 16});
+  auto mask = torch::zeros({3, 7}, torch::kBool);
+  mask[1].slice(0, 5) = true;
+  auto expected = reference->forward(tgt, memory, {}, {}, {}, mask);
+  auto got = ours->forward(tgt, memory, mask);
+  EXPECT_LE((got - expected).abs().max().item<double>(), 1e-5);
+}
+
+// DETR's layers add the position embedding to queries and keys, never to values: a
+// reference written with LibTorch's attention and the layer's own sub-modules.
+TEST(TransformerLayers, PositionsReachQueriesAndKeysOnly) {
+  torch::manual_seed(3);
+  auto attention = [](nn::MultiheadAttentionImpl& ours, const torch::Tensor& q,
+                      const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask) {
+    torch::nn::MultiheadAttention reference(torch::nn::MultiheadAttentionOptions(16, 4));
+    torch::NoGradGuard no_grad;
+    reference->in_proj_weight.copy_(ours.in_proj_weight);
+    reference->in_proj_bias.copy_(ours.in_proj_bias);
+    reference->out_proj->weight.copy_(ours.out_proj->weight);
+    reference->out_proj->bias.copy_(ours.out_proj->bias);
+    return std::get<0>(reference->forward(q, k, v, mask.defined() ? mask : torch::Tensor()));
+  };
+  auto ffn = [](torch::nn::Linear l1, torch::nn::Linear l2, const torch::Tensor& x) {
+    return l2(torch::relu(l1(x)));
+  };
+  {
+    nn::TransformerEncoderLayer layer(tiny_layer());
+    auto src = torch::randn({6, 2, 16}), pos = torch::randn({6, 2, 16});
+    auto mask = torch::zeros({2, 6}, torch::kBool);
+    mask[0].slice(0, 5) = true;
+    torch::NoGradGuard no_grad;
+    auto x = layer->norm1(src + attention(*layer->self_attn, src + pos, src + pos, src, mask));
+    auto expected = layer->norm2(x + ffn(layer->linear1, layer->linear2, x));
+    const double diff = (layer->forward(src, mask, pos) - expected).abs().max().item<double>();
+    EXPECT_LE(diff, 1e-5);
+  }
+  {
+    nn::TransformerDecoderLayer layer(tiny_layer());
+    auto tgt = torch::randn({4, 2, 16}), query_pos = torch::randn({4, 2, 16});
+    auto memory = torch::randn({7, 2, 16}), pos = torch::randn({7, 2, 16});
+    auto mask = torch::zeros({2, 7}, torch::kBool);
+    mask[1].slice(0, 3) = true;
+    torch::NoGradGuard no_grad;
+    auto x = layer->norm1(tgt + attention(*layer->self_attn, tgt + query_pos, tgt + query_pos, tgt, {}));
+    x = layer->norm2(x + attention(*layer->multihead_attn, x + query_pos, memory + pos, memory, mask));
+    auto expected = layer->norm3(x + ffn(layer->linear1, layer->linear2, x));
+    const double diff =
+        (layer->forward(tgt, memory, mask, pos, query_pos) - expected).abs().max().item<double>();
+    EXPECT_LE(diff, 1e-5);
+  }
+}
