@@ -1,5 +1,9 @@
 #include "detr_head.h"
 
+#include <algorithm>
+#include <array>
+#include <functional>
+
 #include <gtest/gtest.h>
 
 #include "unitrain/errors.h"
@@ -45,6 +49,86 @@ TEST(DetrHead, ShapesLossNamesAndBackward) {
   for (const auto& item : head->named_parameters()) {
     ASSERT_TRUE(item.value().grad().defined()) << item.key();
   }
+}
+
+// GIoU of two cxcywh boxes, written out.
+double giou(const torch::Tensor& a, const torch::Tensor& b) {
+  auto corners = [](const torch::Tensor& t) {
+    const double cx = t[0].item<double>(), cy = t[1].item<double>(), w = t[2].item<double>(),
+                 h = t[3].item<double>();
+    return std::array<double, 4>{cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2};
+  };
+  const auto p = corners(a), q = corners(b);
+  const double iw = std::max(0.0, std::min(p[2], q[2]) - std::max(p[0], q[0]));
+  const double ih = std::max(0.0, std::min(p[3], q[3]) - std::max(p[1], q[1]));
+  const double inter = iw * ih;
+  const double area_p = (p[2] - p[0]) * (p[3] - p[1]), area_q = (q[2] - q[0]) * (q[3] - q[1]);
+  const double uni = area_p + area_q - inter;
+  const double hull = (std::max(p[2], q[2]) - std::min(p[0], q[0])) *
+                      (std::max(p[3], q[3]) - std::min(p[1], q[1]));
+  return inter / uni - (hull - uni) / hull;
+}
+
+// The DETR loss by hand on the head's own outputs: the matching by brute force over the
+// full cost (-p_class + 5 L1 - 2 GIoU, non-zero logits), cross-entropy weighted by
+// eos_coef for no-object (PyTorch's weighted mean), L1 and 1 - GIoU over the batch's box
+// count, each times its coefficient.
+TEST(DetrHead, LossValuesByHand) {
+  torch::manual_seed(7);
+  const double eos = 0.1;
+  DetrHead head(tiny().aux_loss(false).eos_coef(eos));
+  const auto decoder_out = torch::randn({1, 2, 3, 8}) * 2;
+  const auto batch = detection_batch();
+  const auto out = head->run(decoder_out, batch, true);
+  const auto logits = out.outputs.at("pred_logits"), boxes = out.outputs.at("pred_boxes");
+  const auto prob = logits.softmax(-1), log_prob = logits.log_softmax(-1);
+  const int64_t queries = 3, no_object = 4;
+  double ce_sum = 0, weight_sum = 0, l1 = 0, giou_loss = 0;
+  for (int64_t i = 0; i < 2; ++i) {
+    const auto& targets = batch.boxes[i];
+    const auto& classes = batch.classes[i];
+    const int64_t n = targets.size(0);
+    // Every injective map of the n targets onto the 3 queries.
+    std::vector<int64_t> best;
+    double best_cost = 1e30;
+    std::vector<int64_t> pick(n);
+    std::function<void(int64_t)> search = [&](int64_t t) {
+      if (t == n) {
+        double cost = 0;
+        for (int64_t j = 0; j < n; ++j) {
+          const auto c = classes[j].item<int64_t>();
+          cost += -prob[i][pick[j]][c].item<double>() +
+                  5 * (boxes[i][pick[j]] - targets[j]).abs().sum().item<double>() -
+                  2 * giou(boxes[i][pick[j]], targets[j]);
+        }
+        if (cost < best_cost) best_cost = cost, best = pick;
+        return;
+      }
+      for (int64_t q = 0; q < queries; ++q) {
+        if (std::find(pick.begin(), pick.begin() + t, q) != pick.begin() + t) continue;
+        pick[t] = q;
+        search(t + 1);
+      }
+    };
+    search(0);
+    for (int64_t q = 0; q < queries; ++q) {
+      int64_t target_class = no_object;
+      for (int64_t j = 0; j < n; ++j) {
+        if (best[j] == q) target_class = classes[j].item<int64_t>();
+      }
+      const double w = target_class == no_object ? eos : 1.0;
+      ce_sum += -w * log_prob[i][q][target_class].item<double>();
+      weight_sum += w;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      l1 += (boxes[i][best[j]] - targets[j]).abs().sum().item<double>();
+      giou_loss += 1 - giou(boxes[i][best[j]], targets[j]);
+    }
+  }
+  const double num_boxes = 3;
+  EXPECT_NEAR(out.losses.at("loss_ce").item<double>(), ce_sum / weight_sum, 1e-5);
+  EXPECT_NEAR(out.losses.at("loss_bbox").item<double>(), 5 * l1 / num_boxes, 1e-5);
+  EXPECT_NEAR(out.losses.at("loss_giou").item<double>(), 2 * giou_loss / num_boxes, 1e-5);
 }
 
 TEST(DetrHead, NoAuxLossGivesFinalLayerOnly) {
