@@ -30,6 +30,35 @@ TEST(ShippedExperiments, AllValidate) {
   EXPECT_EQ(smoke.status, 0) << smoke.output;
 }
 
+// Validation checks the JSON; building the model also checks the plugins' options
+// against each other (widths, heads, objects_from).
+TEST(ShippedExperiments, AllBuildTheirModels) {
+  std::vector<std::string> files = {"unit_toy8.json", "unit_toy8_dp2.json", "unit_toy8_grid.json"};
+  for (const auto& item : fs::directory_iterator(experiment("toy/single"))) {
+    files.push_back("toy/single/" + item.path().filename().string());
+  }
+  // The toy experiments read their tokenizer's vocabulary from a toy suite: a small one.
+  test::TempDir toy;
+  auto made = test::run_unitrain("make-toy-suite '" + toy.path().string() +
+                                 "' --images 10 --text 20 --image-size 32");
+  ASSERT_EQ(made.status, 0) << made.output;
+  for (const auto& file : files) {
+    auto result = test::run_command("UNITRAIN_TOY_SUITE='" + toy.path().string() + "' '" +
+                                    UNITRAIN_TEST_BINARY + "' model summary --json " +
+                                    experiment(file));
+    ASSERT_EQ(result.status, 0) << file << ": " << result.output;
+    auto summary = nlohmann::json::parse(result.output);
+    int64_t sum = 0;
+    for (const auto& [name, count] : summary["components"].items()) sum += count.get<int64_t>();
+    for (const auto& [name, count] : summary["other"].items()) sum += count.get<int64_t>();
+    EXPECT_EQ(sum, summary["total"].get<int64_t>()) << file;
+    EXPECT_GT(sum, 0) << file;
+  }
+  auto smoke = test::run_unitrain("--plugin-dir " + test::fixture("good") + " model summary " +
+                                  experiment("smoke.json"));
+  EXPECT_EQ(smoke.status, 0) << smoke.output;
+}
+
 TEST(ShippedExperiments, Unit8TaskHasMmfSizes) {
   auto result = test::run_unitrain("model summary --json " + experiment("unit_8task.json"));
   ASSERT_EQ(result.status, 0) << result.output;
