@@ -42,7 +42,7 @@ class ToySuitePluginsTest : public ::testing::Test {
     // NOTE: the registry is leaked on purpose: plugin libraries are never unloaded.
   }
 
-  // Creates dataset `name` for `split` or skips the test when the plugin is missing.
+  // Creates dataset `name` for `split`; null when the plugin is not loaded.
   std::shared_ptr<Dataset> open(const std::string& name, json options, const std::string& split) {
     if (!registry_->contains("dataset", name)) return nullptr;
     options["split"] = split;
@@ -85,13 +85,14 @@ fs::path ToySuitePluginsTest::root_;
 json ToySuitePluginsTest::manifest_;
 Registry* ToySuitePluginsTest::registry_ = nullptr;
 
-#define OPEN_OR_SKIP(var, name, options, split)                                       \
+// Every dataset plugin is built with the tests: one that does not open is a failure.
+#define OPEN_OR_FAIL(var, name, options, split)                                       \
   auto var = open(name, options, split);                                              \
-  if (!var) GTEST_SKIP() << "dataset plugin '" << name << "' is not built";
+  ASSERT_TRUE(var) << "dataset plugin '" << name << "' did not load";
 
 TEST_F(ToySuitePluginsTest, CocoDetection) {
   for (const std::string split : {"train", "val"}) {
-    OPEN_OR_SKIP(d, "coco_detection",
+    OPEN_OR_FAIL(d, "coco_detection",
                  (json{{"root", (root_ / "coco").string()}, {"image", small_images()}}), split);
     EXPECT_EQ(d->size(), count("coco", split, "images"));
     EXPECT_EQ(d->labels().names.size(), 9u);
@@ -101,7 +102,7 @@ TEST_F(ToySuitePluginsTest, CocoDetection) {
 
 TEST_F(ToySuitePluginsTest, VgDetection) {
   for (const std::string split : {"train", "val"}) {
-    OPEN_OR_SKIP(d, "vg_detection",
+    OPEN_OR_FAIL(d, "vg_detection",
                  (json{{"root", (root_ / "vg").string()}, {"image", small_images()}}), split);
     EXPECT_EQ(d->size(), count("vg", split, "images"));
     EXPECT_EQ(d->labels().names.size(), 3u);
@@ -111,7 +112,7 @@ TEST_F(ToySuitePluginsTest, VgDetection) {
 
 TEST_F(ToySuitePluginsTest, Vqa2) {
   for (const std::string split : {"train", "val"}) {
-    OPEN_OR_SKIP(d, "vqa2",
+    OPEN_OR_FAIL(d, "vqa2",
                  (json{{"root", (root_ / "vqa2").string()},
                        {"tokenizer", tokenizer()},
                        {"answer_min_count", 1},
@@ -124,7 +125,7 @@ TEST_F(ToySuitePluginsTest, Vqa2) {
 
 TEST_F(ToySuitePluginsTest, SnliVe) {
   for (const std::string split : {"train", "dev"}) {
-    OPEN_OR_SKIP(d, "snli_ve",
+    OPEN_OR_FAIL(d, "snli_ve",
                  (json{{"root", (root_ / "snli_ve").string()},
                        {"tokenizer", tokenizer()},
                        {"image", small_images()}}),
@@ -142,7 +143,7 @@ TEST_F(ToySuitePluginsTest, Glue) {
       {"mnli", "MNLI", "train"},         {"mnli", "MNLI", "dev_matched"},
       {"mnli", "MNLI", "dev_mismatched"}};
   for (const auto& [task, folder, split] : files) {
-    OPEN_OR_SKIP(d, "glue",
+    OPEN_OR_FAIL(d, "glue",
                  (json{{"task", task},
                        {"root", (root_ / "glue" / folder).string()},
                        {"tokenizer", tokenizer()}}),
