@@ -654,6 +654,17 @@ TEST_F(TrainedRun, ExportedComponentIsNotAResumableCheckpoint) {
 TEST_F(TrainedRun, LoadWeightsRestoresTheTrainedModel) {
   Trainer fresh(experiment_, registry(), quiet(dir_ / "eval"));
   fresh.load_weights(run_);
+  // The parameters themselves are the checkpoint's "model" state, tensor for tensor.
+  auto archive = open_checkpoint(find_checkpoint(run_));
+  c10::IValue model_state;
+  ASSERT_TRUE(archive.try_read("model", model_state));
+  const auto saved_state = model_state.toGenericDict();
+  const auto loaded = state_dict(fresh.model());
+  ASSERT_EQ(loaded.size(), saved_state.size());
+  for (const auto& entry : loaded) {
+    ASSERT_TRUE(saved_state.contains(entry.key())) << entry.key();
+    EXPECT_TRUE(torch::equal(entry.value(), saved_state.at(entry.key()).toTensor())) << entry.key();
+  }
   const auto saved = read_jsonl(run_ / "metrics.jsonl").back()["eval"];
   EXPECT_EQ(fresh.evaluate(), saved);
 }
