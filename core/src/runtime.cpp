@@ -10,13 +10,14 @@
 
 #include <fmt/format.h>
 
+#include "unitrain/data/worker_budget.h"
 #include "unitrain/errors.h"
 #include "unitrain/plugin_abi.h"
 
 namespace unitrain {
 
 void configure_threads(int64_t threads) {
-  if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  if (threads <= 0) threads = data::available_cores();
   torch::set_num_threads(static_cast<int>(threads));
 }
 

@@ -121,6 +121,19 @@ TEST(ExperimentErrors, SyntaxErrorGivesFileLineColumn) {
   EXPECT_THAT(message, HasSubstr((dir / "x.json").string() + ":3:13: JSON syntax error"));
 }
 
+TEST(ExperimentErrors, NumberOutOfRangeGivesFileLineColumn) {
+  test::TempDir dir;
+  test::write_file(dir / "x.json", "{\n  \"name\": \"x\",\n  \"seed\": 1e999\n}\n");
+  auto message = validate_error(dir / "x.json");
+  // Column 15: the number's last digit.
+  EXPECT_THAT(message, HasSubstr((dir / "x.json").string() +
+                                 ":3:15: JSON syntax error: number overflow parsing '1e999'"));
+  // An override that does not parse as JSON is a string, whatever the parser's reason.
+  test::write_file(dir / "y.json", kValid);
+  Experiment e = load_experiment(dir / "y.json", {"description=1e999"});
+  EXPECT_EQ(e.json["description"], "1e999");
+}
+
 TEST(ExperimentErrors, UnknownKeyNamesFilePointerAndValidKeys) {
   test::TempDir dir;
   test::write_file(dir / "x.json", kValid);
@@ -143,6 +156,16 @@ TEST(ExperimentErrors, MisspelledTopLevelKeySuggestsNearest) {
   test::write_file(dir / "x.json", kValid);
   auto message = validate_error(dir / "x.json", {"trainig.lr=1"});
   EXPECT_THAT(message, HasSubstr(":/trainig: unknown key 'trainig'; valid keys: training,"));
+}
+
+TEST(ExperimentErrors, DataWorkersAndPrefetchOutOfRange) {
+  test::TempDir dir;
+  test::write_file(dir / "x.json", kValid);
+  EXPECT_THAT(validate_error(dir / "x.json", {"data.workers=-2"}),
+              HasSubstr("/data/workers: expected 0 (one budget from the available cores) or a "
+                        "positive number of threads per task, found -2"));
+  EXPECT_THAT(validate_error(dir / "x.json", {"data.prefetch=0"}),
+              HasSubstr("/data/prefetch: expected a positive integer, found 0"));
 }
 
 TEST(ExperimentErrors, UnknownTrainingKey) {

@@ -38,6 +38,17 @@ TEST(ResizedSize, ShorterSideToMinSizeWithLongerSideCapped) {
   EXPECT_EQ(resized_size(100, 1000, 0, 1333), (std::pair<int64_t, int64_t>{100, 1000}));
 }
 
+TEST(ResizedSize, ExtremeAspectRatioKeepsOnePixelAndTheLongSideWithinMaxSize) {
+  // round(1333 * 1 / 4000) = 0: the short side would vanish.
+  EXPECT_EQ(resized_size(1, 4000, 800, 1333), (std::pair<int64_t, int64_t>{1, 1333}));
+  EXPECT_EQ(resized_size(4000, 1, 800, 1333), (std::pair<int64_t, int64_t>{1333, 1}));
+  ImageTransformOptions o;
+  o.min_size = 800;
+  o.max_size = 1333;
+  const auto out = ImageTransform(o).apply(gradient(4000, 1), torch::Tensor(), 0);
+  EXPECT_EQ(out.image.sizes(), (std::vector<int64_t>{3, 1, 1333}));
+}
+
 TEST(ImageTransform, NormalizesWithImageNetMeanAndStd) {
   const auto out = ImageTransform(no_resize()).apply(gradient(8, 4), torch::Tensor(), 0);
   ASSERT_EQ(out.image.sizes(), (std::vector<int64_t>{3, 4, 8}));

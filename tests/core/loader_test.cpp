@@ -1,13 +1,20 @@
 #include "unitrain/data/loader.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "unitrain/data/random.h"
+#include "test_util.h"
 #include "unitrain/errors.h"
 
 namespace unitrain::data {
@@ -173,6 +180,70 @@ TEST(DataLoader, RejectsBadSettings) {
   EXPECT_THROW(DataLoader(dataset, o), DataError);  // 3 records, batch 4, drop_last
   EXPECT_THROW(DataLoader(std::make_shared<CountingDataset>(0), options(1)), DataError);
   EXPECT_THROW(DataLoader(dataset, options(1), LoaderState{0, 3}), DataError);
+}
+
+TEST(DataLoader, PrefetchIsNotRaisedAndMustBeAtLeastOne) {
+  auto dataset = std::make_shared<CountingDataset>(22);
+  // More workers than prefetch: the extra ones are not started, the batches are the same.
+  auto narrow = options(4);
+  narrow.prefetch = 1;
+  DataLoader inline_loader(dataset, options(0));
+  DataLoader loader(dataset, narrow);
+  expect_same(take(inline_loader, 8), take(loader, 8));
+
+  auto o = options(1);
+  o.prefetch = 0;
+  const std::string message = test::error_of<ConfigError>([&] { DataLoader(dataset, o); });
+  EXPECT_NE(message.find("task 'toy': prefetch must be >= 1, found 0"), std::string::npos)
+      << message;
+}
+
+// In a child process (the death-test machinery re-runs this test alone): lowers the
+// soft RLIMIT_NPROC to leave room for three more threads of this user, then starts 64
+// workers. Exits 0 after printing the DataError; a leaked joinable thread would abort.
+void start_loader_under_a_thread_limit() {
+  // Root ignores RLIMIT_NPROC; an unprivileged user does not.
+  if (::getuid() == 0 && ::setuid(65534) != 0) {
+    std::fprintf(stderr, "cannot drop root to uid 65534: %s\n", std::strerror(errno));
+    std::_Exit(2);
+  }
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NPROC, &limit);
+  // The lowest soft limit that lets one more thread start is the user's count + 1.
+  rlim_t count = 0;
+  for (; count < 100000; ++count) {
+    rlimit probe = limit;
+    probe.rlim_cur = count + 1;
+    if (::setrlimit(RLIMIT_NPROC, &probe) != 0) break;
+    try {
+      std::thread([] {}).join();
+      break;
+    } catch (const std::system_error&) {
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the probe's exit settles
+  limit.rlim_cur = count + 3;
+  if (::setrlimit(RLIMIT_NPROC, &limit) != 0) {
+    std::fprintf(stderr, "setrlimit: %s\n", std::strerror(errno));
+    std::_Exit(3);
+  }
+  auto o = options(64);
+  o.prefetch = 64;
+  try {
+    DataLoader loader(std::make_shared<CountingDataset>(1000), o);
+    std::fprintf(stderr, "64 threads started under a limit of %llu\n",
+                 static_cast<unsigned long long>(limit.rlim_cur));
+    std::_Exit(4);
+  } catch (const DataError& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    std::_Exit(0);
+  }
+}
+
+TEST(DataLoaderDeathTest, ThreadStartFailureStopsTheStartedWorkersAndThrowsDataError) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(start_loader_under_a_thread_limit(), ::testing::ExitedWithCode(0),
+              "task 'toy': could not start loader thread [0-9]+ of 64: .*lower data.workers");
 }
 
 }  // namespace

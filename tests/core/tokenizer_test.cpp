@@ -94,6 +94,18 @@ TEST_F(TokenizerTest, SpecialTokensAreLookedUpByString) {
   EXPECT_EQ(t->vocab_size(), static_cast<int64_t>(kVocab.size()));
 }
 
+TEST_F(TokenizerTest, VocabWithUtf8BomKeepsPadAsItsFirstToken) {
+  {
+    std::ofstream out(vocab_, std::ios::binary);
+    out << "\xEF\xBB\xBF";
+    for (const auto& t : kVocab) out << t << "\n";
+  }
+  auto t = wordpiece();
+  EXPECT_EQ(t->pad_id(), 0);
+  EXPECT_EQ(t->vocab_size(), static_cast<int64_t>(kVocab.size()));
+  EXPECT_EQ(t->tokenize("the cat"), (Tokens{"the", "cat"}));
+}
+
 TEST_F(TokenizerTest, EncodesSingleAndPair) {
   auto t = wordpiece();
   auto single = t->encode("the cat");

@@ -39,7 +39,8 @@ class FlatAdamW {
   // One update. When max_norm > 0 and the global L2 norm of all defined gradients
   // exceeds it, the gradients enter the update scaled by max_norm / (norm + 1e-6)
   // (the gradient tensors themselves are left as they are). Returns the norm before
-  // clipping (0 without gradients).
+  // clipping (0 without gradients). When that norm is inf or NaN nothing changes
+  // (values, moments, step counts) and the norm is returned.
   double step(double max_norm);
 
   // Moments and per-parameter step counts. load checks that the state was written for

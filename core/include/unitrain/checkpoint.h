@@ -8,6 +8,7 @@
 #pragma once
 
 #include <filesystem>
+#include <ostream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -75,5 +76,17 @@ nlohmann::json read_checkpoint_experiment(torch::serialize::InputArchive& archiv
 // gives <dir>/checkpoints/last.pt, else the last *.pt (name order) in <dir>/checkpoints,
 // else <dir>/last.pt. Throws CheckpointError when there is none.
 std::filesystem::path find_checkpoint(const std::filesystem::path& run_or_checkpoint);
+
+// The checkpoint a run resumes from, opened. A file is itself (no fallback: it was
+// asked for). A run folder gives find_checkpoint's file; when that one does not open
+// (truncated, torn by a crash), the newest <dir>/checkpoints/step_*.pt that does, with
+// a line on `notes` naming the skipped file, why, and the file used instead. Throws the
+// first file's CheckpointError when none opens.
+struct OpenedCheckpoint {
+  std::filesystem::path file;
+  torch::serialize::InputArchive archive;
+};
+OpenedCheckpoint open_resume_checkpoint(const std::filesystem::path& run_or_checkpoint,
+                                        std::ostream& notes);
 
 }  // namespace unitrain

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -44,8 +45,14 @@ void validate_experiment(Experiment& experiment, const Registry* registry);
 nlohmann::json training_defaults();
 nlohmann::json data_defaults();
 
-// Parses JSON text, turning syntax errors into ConfigError "file:line:column: ...".
+// Parses JSON text, turning syntax errors (and numbers out of range, `1e999`) into
+// ConfigError "file:line:column: ...".
 nlohmann::json parse_json_file(const std::filesystem::path& file);
+
+// The 0-based byte offset in `text` where nlohmann::json::parse(text) stopped with `e`.
+// A parse_error carries it; other exceptions of the parser (out_of_range for a number
+// that overflows a double) do not, so the text is scanned again to find it.
+size_t json_error_offset(std::string_view text, const nlohmann::json::exception& e);
 
 // Appends "/key" to a JSON pointer, escaping '~' and '/'.
 std::string pointer_join(const std::string& pointer, const std::string& key);

@@ -7,8 +7,9 @@
 
 namespace unitrain {
 
-// Sets LibTorch's intra-op threads; 0 means the number of hardware cores (LibTorch's
-// own default here is 1, which halves training speed on two cores).
+// Sets LibTorch's intra-op threads; 0 means the cores available to the process
+// (data::available_cores(): affinity and cgroup quota; LibTorch's own default here is 1,
+// which halves training speed on two cores).
 void configure_threads(int64_t threads);
 
 // Keeps freed tensor memory in the process instead of returning it to the kernel after

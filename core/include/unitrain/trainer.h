@@ -54,6 +54,13 @@ double lr_factor(const TrainingOptions& options, int64_t step);
 struct TrainerConfig {
   std::filesystem::path run_dir;  // where everything is written
   bool resume = false;            // continue from run_dir's last checkpoint
+  // With resume: the checkpoint file or run folder to continue from; empty = run_dir.
+  // A folder whose last.pt does not open falls back to its newest step file that does.
+  std::filesystem::path resume_from;
+  // A new run (not resume) in a run_dir that is not empty: false = TrainingError; true
+  // = start over, deleting the files a run writes there (checkpoints/, metrics.jsonl,
+  // eval.json, throughput.json, experiment.resolved.json) and keeping any other file.
+  bool force = false;
   bool console = true;            // live progress line on stderr
   // List every name in the init_from reports printed at the start (else counts only).
   bool verbose = false;
@@ -77,7 +84,10 @@ class Trainer {
   Trainer(const Experiment& experiment, const Registry& registry, TrainerConfig config);
   ~Trainer();
 
-  // Trains until training.max_steps; returns the final evaluation.
+  // Trains until training.max_steps; returns the final evaluation. The writing process
+  // locks run_dir meanwhile and refuses an old run's files (see TrainerConfig::force).
+  // A step whose gradient is not finite (with a finite loss) stops with a TrainingError
+  // naming the step, task and first such parameter, before any update.
   EvalResult train();
   // One evaluation pass over every task's `split` (val_split when empty).
   EvalResult evaluate(const std::string& split = "", int64_t max_batches = 0);
@@ -116,7 +126,8 @@ class Trainer {
   std::unique_ptr<Impl> impl_;
 };
 
-// A fresh run folder name: runs/<name>-<YYYYmmdd-HHMMSS>.
+// A fresh run folder, created here so that no other run gets it:
+// runs/<name>-<YYYYmmdd-HHMMSS>, with -2, -3... when a run started in the same second.
 std::filesystem::path default_run_dir(const Experiment& experiment);
 
 }  // namespace unitrain

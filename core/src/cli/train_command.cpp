@@ -13,6 +13,36 @@
 namespace unitrain::cli {
 namespace fs = std::filesystem;
 
+namespace {
+
+// The folder a resumed run writes to. A folder is itself (--out, when given, must name
+// it). A checkpoint file writes to --out, else to the run folder it is in
+// (RUN/checkpoints/FILE).
+fs::path resumed_run_folder(const fs::path& resume, const std::string& out) {
+  if (fs::is_directory(resume)) {
+    if (!out.empty() && fs::path(out) != resume) {
+      throw ConfigError(fmt::format("--out '{}' and --resume '{}' name different folders; a run "
+                                    "resumed from a folder writes to that folder",
+                                    out, resume.string()));
+    }
+    return resume;
+  }
+  if (!fs::is_regular_file(resume)) {
+    throw CheckpointError(
+        fmt::format("--resume '{}': no such run folder or checkpoint file", resume.string()));
+  }
+  if (!out.empty()) return out;
+  const fs::path folder = resume.parent_path();
+  if (folder.filename() != "checkpoints") {
+    throw ConfigError(fmt::format("--resume '{}': the file is not in a run folder's checkpoints/; "
+                                  "name the folder to continue in with --out",
+                                  resume.string()));
+  }
+  return folder.parent_path();
+}
+
+}  // namespace
+
 void add_train_command(CLI::App& app, CliContext& context) {
   struct Args {
     std::string file;
@@ -21,6 +51,7 @@ void add_train_command(CLI::App& app, CliContext& context) {
     std::string resume;
     LaunchArgs launch;
     bool verbose = false;
+    bool force = false;
   };
   auto args = std::make_shared<Args>();
   CLI::App* train = app.add_subcommand("train", "Train an experiment");
@@ -28,21 +59,26 @@ void add_train_command(CLI::App& app, CliContext& context) {
   train->add_option("experiment", args->file, "Experiment JSON file")->required();
   train->add_option("--set", args->overrides, "Override a value: KEY.PATH=VALUE (repeatable)");
   train->add_option("--out", args->out, "Run folder (default: output_dir, else runs/<name>-<time>)");
-  train->add_option("--resume", args->resume, "Continue the run in this folder from its last checkpoint");
+  train->add_option("--resume", args->resume,
+                    "Continue a run: its folder (from checkpoints/last.pt, else the newest step "
+                    "file that reads) or a checkpoint file");
+  train->add_flag("--force", args->force,
+                  "Start over in a non-empty --out folder: deletes its checkpoints/ and the files "
+                  "a run writes there, keeps other files");
   train->add_flag("--verbose", args->verbose,
                   "List every tensor that init_from loaded, kept, skipped or could not place");
   train->callback([args, &context] {
     Experiment experiment = load_checked_experiment(context, args->file, args->overrides);
     TrainerConfig config;
     config.verbose = args->verbose;
+    config.force = args->force;
+    if (!args->resume.empty() && args->force) {
+      throw ConfigError("--resume and --force: --force starts a run over, --resume continues one; "
+                        "give one of them");
+    }
     if (!args->resume.empty()) {
-      if (!args->out.empty() && fs::path(args->out) != fs::path(args->resume)) {
-        throw ConfigError("--out and --resume name different folders; a resumed run writes to its own folder");
-      }
-      if (!fs::is_directory(args->resume)) {
-        throw CheckpointError(fmt::format("--resume '{}': no such run folder", args->resume));
-      }
-      config.run_dir = args->resume;
+      config.run_dir = resumed_run_folder(args->resume, args->out);
+      config.resume_from = args->resume;
       config.resume = true;
     } else if (!args->out.empty()) {
       config.run_dir = args->out;

@@ -177,7 +177,7 @@ void apply_override(json& root, std::map<std::string, std::string>& origin,
   json value;
   try {
     value = json::parse(raw);
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {  // parse_error, or out_of_range for 1e999
     value = raw;
   }
   json* node = &root;

@@ -66,7 +66,42 @@ std::string expected_name(const nlohmann::json& def) {
   return type_name(def);
 }
 
+// Records where the parser gave up; accepts everything else.
+class ErrorPosition : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception&) override {
+    offset = position;
+    return false;
+  }
+
+  size_t offset = 0;
+};
+
 }  // namespace
+
+size_t json_error_offset(std::string_view text, const nlohmann::json::exception& e) {
+  // parse_error::byte is 1-based and points just past the offending character.
+  if (const auto* p = dynamic_cast<const nlohmann::json::parse_error*>(&e)) {
+    return p->byte > 0 ? p->byte - 1 : 0;
+  }
+  ErrorPosition position;
+  nlohmann::json::sax_parse(text.begin(), text.end(), &position);
+  // The position is just past the offending token; point at its last character.
+  return position.offset > 0 ? position.offset - 1 : 0;
+}
 
 nlohmann::json parse_json_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -76,10 +111,10 @@ nlohmann::json parse_json_file(const fs::path& file) {
   const std::string text = buffer.str();
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     // Line and column of the byte where parsing stopped (1-based).
     size_t line = 1, column = 1;
-    const size_t stop = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
+    const size_t stop = std::min<size_t>(json_error_offset(text, e), text.size());
     for (size_t i = 0; i < stop; ++i) {
       if (text[i] == '\n') {
         ++line;
@@ -88,8 +123,11 @@ nlohmann::json parse_json_file(const fs::path& file) {
         ++column;
       }
     }
+    // "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error
+    // ..." or "[json.exception.out_of_range.406] number overflow parsing '1e999'".
     std::string what = e.what();
-    auto detail = what.find(": ", what.find("parse error"));
+    const auto parse = what.find("parse error");
+    auto detail = parse == std::string::npos ? what.find("] ") : what.find(": ", parse);
     if (detail != std::string::npos) what = what.substr(detail + 2);
     throw ConfigError(
         fmt::format("{}:{}:{}: JSON syntax error: {}", file.string(), line, column, what));

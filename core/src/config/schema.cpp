@@ -110,6 +110,12 @@ class SchemaChecker {
     root["training"] = merge_checked(training_defaults(),
                                      root.value("training", json::object()), e_, "/training");
     root["data"] = merge_checked(data_defaults(), root.value("data", json::object()), e_, "/data");
+    if (root["data"]["workers"].get<int64_t>() < 0) {
+      throw ConfigError(fmt::format("{}: expected 0 (one budget from the available cores) or a "
+                                    "positive number of threads per task, found {}",
+                                    e_.where("/data/workers"), root["data"]["workers"].dump()));
+    }
+    positive(root["data"], "/data", "prefetch");
     root["distributed"] = merge_checked(distributed_defaults(),
                                         root.value("distributed", json::object()), e_,
                                         "/distributed");

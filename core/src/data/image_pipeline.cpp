@@ -148,12 +148,15 @@ std::pair<int64_t, int64_t> resized_size(int64_t height, int64_t width, int64_t 
   if (max_size > 0 && long_side / short_side * size > static_cast<double>(max_size)) {
     size = std::round(static_cast<double>(max_size) * short_side / long_side);
   }
-  const auto s = static_cast<int64_t>(size);
-  if (width < height) {
-    return {std::max<int64_t>(1, static_cast<int64_t>(s * static_cast<double>(height) / width)),
-            s};
-  }
-  return {s, std::max<int64_t>(1, static_cast<int64_t>(s * static_cast<double>(width) / height))};
+  // NOTE: at extreme aspect ratios (a 1x4000 strip under max_size 1333) the short side
+  // rounds to 0, which cv::resize rejects: keep one pixel, and then the long side at
+  // max_size.
+  const bool clamped = static_cast<int64_t>(size) < 1;
+  const auto s = std::max<int64_t>(1, static_cast<int64_t>(size));
+  auto long_size = std::max<int64_t>(1, static_cast<int64_t>(s * long_side / short_side));
+  if (clamped && max_size > 0) long_size = std::min(long_size, max_size);
+  if (width < height) return {long_size, s};
+  return {s, long_size};
 }
 
 ImageTransform::ImageTransform(ImageTransformOptions options) : options_(std::move(options)) {}

@@ -1,6 +1,7 @@
 #include "unitrain/data/loader.h"
 
 #include <numeric>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -21,6 +22,10 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   if (options_.num_workers < 0) {
     throw ConfigError(fmt::format("task '{}': num_workers must be >= 0, found {}", task,
                                   options_.num_workers));
+  }
+  if (options_.prefetch < 1) {
+    throw ConfigError(fmt::format("task '{}': prefetch must be >= 1, found {}", task,
+                                  options_.prefetch));
   }
   if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size) {
     throw ConfigError(fmt::format("task '{}': rank {} outside a world of {}", task,
@@ -45,21 +50,36 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   }
   task_seed_ = combine_seeds(options_.seed, hash_string(options_.task));
 
-  // At least one batch in flight per worker, or workers would idle.
-  options_.prefetch = std::max<int64_t>({options_.prefetch, options_.num_workers, 1});
-  for (int64_t i = 0; i < options_.num_workers; ++i) {
-    workers_.emplace_back([this] { worker_loop(); });
+  start_workers(std::min(options_.num_workers, options_.prefetch));
+}
+
+void DataLoader::start_workers(int64_t count) {
+  try {
+    workers_.reserve(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) workers_.emplace_back([this] { worker_loop(); });
+  } catch (const std::exception& e) {  // std::system_error from std::thread
+    // The destructor does not run for a throwing constructor, and a joinable thread's
+    // destructor calls std::terminate: stop the started ones here.
+    const auto started = workers_.size();
+    stop_workers();
+    throw DataError(fmt::format(
+        "task '{}': could not start loader thread {} of {}: {} (a process or pids limit, "
+        "e.g. ulimit -u or a container's pids.max, is reached); lower data.workers",
+        options_.task.empty() ? "?" : options_.task, started + 1, count, e.what()));
   }
 }
 
-DataLoader::~DataLoader() {
+void DataLoader::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
   work_ready_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
 }
+
+DataLoader::~DataLoader() { stop_workers(); }
 
 std::shared_ptr<const std::vector<int64_t>> DataLoader::permutation(int64_t epoch) const {
   std::lock_guard<std::mutex> lock(permutation_mutex_);

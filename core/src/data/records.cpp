@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "unitrain/config.h"
+
 namespace unitrain::data {
 
 OnBadRecord on_bad_record_from_json(const nlohmann::json& value, const std::string& where) {
@@ -72,10 +74,8 @@ nlohmann::json read_json_file(const std::filesystem::path& file, const std::stri
   const std::string text = read_text_file(file, what);
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.byte is 1-based and points just past the offending character.
-    const size_t offset = e.byte > 0 ? e.byte - 1 : 0;
-    const auto [line, column] = line_and_column(text, offset);
+  } catch (const nlohmann::json::exception& e) {  // parse_error, out_of_range (1e999)
+    const auto [line, column] = line_and_column(text, json_error_offset(text, e));
     throw DataError(fmt::format("{}:{}:{}: malformed JSON in {}: {}", file.string(), line,
                                 column, what, e.what()));
   }

@@ -268,4 +268,36 @@ fs::path find_checkpoint(const fs::path& run_or_checkpoint) {
                                     run_or_checkpoint.string()));
 }
 
+OpenedCheckpoint open_resume_checkpoint(const fs::path& run_or_checkpoint, std::ostream& notes) {
+  const fs::path first = find_checkpoint(run_or_checkpoint);
+  try {
+    return {first, open_checkpoint(first)};
+  } catch (const CheckpointError& e) {
+    const fs::path folder = run_or_checkpoint / "checkpoints";
+    if (fs::is_regular_file(run_or_checkpoint) || !fs::is_directory(folder)) throw;
+    std::vector<fs::path> steps;
+    for (const auto& entry : fs::directory_iterator(folder)) {
+      const std::string name = entry.path().filename().string();
+      if (entry.is_regular_file() && name.rfind("step_", 0) == 0 && entry.path().extension() == ".pt" &&
+          entry.path() != first) {
+        steps.push_back(entry.path());
+      }
+    }
+    // Newest first: zero-padded step numbers sort by name.
+    std::sort(steps.rbegin(), steps.rend());
+    for (const auto& file : steps) {
+      try {
+        OpenedCheckpoint opened{file, open_checkpoint(file)};
+        notes << fmt::format("resume: {}; resuming from {}, the newest step checkpoint that reads\n",
+                             e.what(), file.string());
+        return opened;
+      } catch (const CheckpointError&) {
+        notes << fmt::format("resume: {}: not readable either, skipped\n", file.string());
+      }
+    }
+    throw CheckpointError(fmt::format("{}; no step checkpoint in '{}' reads either", e.what(),
+                                      folder.string()));
+  }
+}
+
 }  // namespace unitrain

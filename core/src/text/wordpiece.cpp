@@ -19,6 +19,8 @@ WordPieceTokenizer::WordPieceTokenizer(const std::string& vocab_file, bool lower
   int64_t id = 0;
   while (std::getline(in, line)) {
     while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
+    // Editors on Windows save a UTF-8 BOM; it would glue onto the first token ([PAD]).
+    if (id == 0 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     // Like BERT's loader, a repeated token keeps its last id.
     if (!line.empty()) vocab_[line] = id;
     ++id;

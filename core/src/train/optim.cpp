@@ -147,6 +147,7 @@ double FlatAdamW::step(double max_norm) {
   }
   if (runs.empty()) return 0.0;
   const double norm = std::sqrt(torch::stack(squares).sum().item<double>());
+  if (!std::isfinite(norm)) return norm;  // nothing is updated: the caller decides
   const double scale = max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0;
 
   torch::NoGradGuard no_grad;

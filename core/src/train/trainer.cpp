@@ -6,12 +6,12 @@
 
 #include <chrono>
 #include <cmath>
-#include <ctime>
 #include <fstream>
 #include <iostream>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
+#include <torch/cuda.h>
 
 #include "unitrain/adamw.h"
 #include "unitrain/checkpoint.h"
@@ -23,6 +23,8 @@
 #include "unitrain/runtime.h"
 #include "unitrain/scheduler.h"
 #include "train/data_parallel.h"
+#include "train/durable_file.h"
+#include "train/run_folder.h"
 
 namespace unitrain {
 namespace fs = std::filesystem;
@@ -33,6 +35,7 @@ namespace {
 constexpr const char* kTrainerStateKey = "trainer";
 constexpr const char* kOptimizerKey = "optimizer";
 constexpr const char* kTorchRngKey = "torch_rng";
+constexpr const char* kCudaRngKey = "cuda_rng";  // one state per CUDA device, when there are any
 
 using Clock = std::chrono::steady_clock;
 
@@ -55,21 +58,6 @@ struct TaskData {
   double data_s = 0, forward_s = 0, backward_s = 0, update_s = 0;
 };
 
-// Writes `text` to `file` through a temporary file and a rename (atomic on POSIX).
-void write_atomically(const fs::path& file, const std::function<void(const fs::path&)>& write) {
-  const fs::path tmp = file.string() + ".tmp";
-  write(tmp);
-  fs::rename(tmp, file);
-}
-
-void write_text(const fs::path& file, const std::string& text) {
-  write_atomically(file, [&](const fs::path& tmp) {
-    std::ofstream out(tmp, std::ios::binary);
-    out << text;
-    if (!out) throw TrainingError(fmt::format("cannot write '{}'", tmp.string()));
-  });
-}
-
 std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "--:--";
   auto s = static_cast<int64_t>(seconds + 0.5);
@@ -78,13 +66,6 @@ std::string format_duration(double seconds) {
 }
 
 }  // namespace
-
-fs::path default_run_dir(const Experiment& experiment) {
-  std::time_t now = std::time(nullptr);
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
-  return fs::path("runs") / (experiment.json.at("name").get<std::string>() + "-" + stamp);
-}
 
 struct Trainer::Impl {
   Experiment experiment;
@@ -100,6 +81,7 @@ struct Trainer::Impl {
   std::unique_ptr<FlatAdamW> optimizer;
   std::vector<double> group_base_lr;  // peak lr of each parameter group
   std::vector<torch::Tensor> parameters;
+  std::vector<std::string> parameter_names;  // of `parameters`, for messages
   std::shared_ptr<TaskScheduler> scheduler;
   TaskRng task_rng;
   std::vector<TaskData> tasks;
@@ -118,9 +100,11 @@ struct Trainer::Impl {
     device = parse_device(j.at("device").get<std::string>(), experiment.where("/device"));
     seed = j.at("seed").get<uint64_t>();
     configure_threads(j.at("threads").get<int64_t>());
-    workers = j.at("data").at("workers").get<int64_t>();
-    if (workers <= 0) workers = std::max(1u, std::thread::hardware_concurrency());
-    prefetch = std::max<int64_t>(1, j.at("data").at("prefetch").get<int64_t>());
+    const auto budget = data::loader_budget(j.at("data").at("workers").get<int64_t>(),
+                                            j.at("data").at("prefetch").get<int64_t>(),
+                                            static_cast<int64_t>(j.at("tasks").size()));
+    workers = budget.workers;
+    prefetch = budget.prefetch;
     task_rng = TaskRng(seed);
 
     torch::manual_seed(seed);
@@ -221,6 +205,7 @@ struct Trainer::Impl {
       const bool decay = item.value().dim() > 1;
       groups[(backbone ? 2 : 0) + (decay ? 0 : 1)].push_back(item.value());
       parameters.push_back(item.value());
+      parameter_names.push_back(item.key());
     }
     std::vector<FlatAdamW::Group> param_groups;
     for (int g = 0; g < 4; ++g) {
@@ -261,8 +246,11 @@ struct Trainer::Impl {
 
   // --- checkpoints -------------------------------------------------------------------
 
-  fs::path checkpoint_dir() const { return config.run_dir / "checkpoints"; }
+  fs::path checkpoint_dir() const { return config.run_dir / train::kCheckpointFolder; }
 
+  // NOTE: a crash at any point leaves last.pt and every step file either complete or as
+  // before: each file is synced before its rename and the folder after it, and older
+  // checkpoints are deleted only once the new file has been read back.
   void save_checkpoint() {
     fs::create_directories(checkpoint_dir());
     torch::serialize::OutputArchive archive;
@@ -284,23 +272,74 @@ struct Trainer::Impl {
       std::lock_guard<std::mutex> lock(generator.mutex());
       archive.write(kTorchRngKey, generator.get_state());
     }
+    // Dropout on a CUDA device draws from that device's generator.
+    if (torch::cuda::is_available()) {
+      c10::List<torch::Tensor> states;
+      for (int64_t i = 0; i < static_cast<int64_t>(torch::cuda::device_count()); ++i) {
+        at::Generator generator = at::globalContext().defaultGenerator(
+            torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(i)));
+        std::lock_guard<std::mutex> lock(generator.mutex());
+        states.push_back(generator.get_state());
+      }
+      archive.write(kCudaRngKey, c10::IValue(states));
+    }
     const fs::path file = checkpoint_dir() / fmt::format("step_{:08}.pt", step);
-    write_atomically(file, [&](const fs::path& tmp) { archive.save_to(tmp.string()); });
+    const fs::path tmp = file.string() + ".tmp";
+    try {
+      train::write_durably(file, [&](const fs::path& path) { train::save_archive(archive, path); });
+    } catch (const std::exception& e) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
+      throw CheckpointError(fmt::format(
+          "step {}: {}; last.pt and the older checkpoints were kept", step,
+          torch_error ? torch_error->what_without_backtrace() : e.what()));
+    }
+    verify_checkpoint(file);
     // last.pt: a hard link to the newest step file, swapped in atomically.
     const fs::path last_tmp = checkpoint_dir() / "last.pt.tmp";
     std::error_code ec;
     fs::remove(last_tmp, ec);
     fs::create_hard_link(file, last_tmp, ec);
-    if (ec) fs::copy_file(file, last_tmp, fs::copy_options::overwrite_existing);
+    if (ec) {
+      fs::copy_file(file, last_tmp, fs::copy_options::overwrite_existing);
+      train::sync_file(last_tmp);
+    }
     fs::rename(last_tmp, checkpoint_dir() / "last.pt");
+    train::sync_folder(checkpoint_dir());
     prune_checkpoints();
   }
 
+  // The file just written reads back as a checkpoint of this trainer (a full disk or a
+  // failing device can leave a file that saved without error but does not load).
+  void verify_checkpoint(const fs::path& file) const {
+    try {
+      torch::serialize::InputArchive archive = open_checkpoint(file);
+      c10::IValue format, state;
+      if (!archive.try_read("format", format) || !format.isString() ||
+          format.toStringRef() != kCheckpointFormat ||
+          !archive.try_read(kTrainerStateKey, state) || !state.isString()) {
+        throw CheckpointError(fmt::format("{}: no format or trainer state entry", file.string()));
+      }
+    } catch (const CheckpointError& e) {
+      throw CheckpointError(fmt::format(
+          "step {}: the checkpoint just written does not read back ({}); last.pt and the older "
+          "checkpoints were kept; check the disk of '{}'",
+          step, e.what(), checkpoint_dir().string()));
+    }
+  }
+
+  // Step files after the current step belong to a run that was resumed from an older
+  // checkpoint: they are left alone (and replaced when this run reaches their step), so
+  // they neither push this run's own checkpoints out nor get deleted by it.
   void prune_checkpoints() {
     std::vector<fs::path> steps;
+    const std::string newest = fmt::format("step_{:08}.pt", step);
     for (const auto& item : fs::directory_iterator(checkpoint_dir())) {
       const auto name = item.path().filename().string();
-      if (name.rfind("step_", 0) == 0 && item.path().extension() == ".pt") steps.push_back(item.path());
+      if (name.rfind("step_", 0) == 0 && item.path().extension() == ".pt" && name <= newest) {
+        steps.push_back(item.path());
+      }
     }
     std::sort(steps.begin(), steps.end());
     // The newest one is last.pt's twin; keep it plus keep_checkpoints more.
@@ -308,9 +347,24 @@ struct Trainer::Impl {
     for (size_t i = 0; i + keep < steps.size(); ++i) fs::remove(steps[i]);
   }
 
-  std::vector<data::LoaderState> restore(const fs::path& file) {
-    const std::string where = file.string();
-    torch::serialize::InputArchive archive = open_checkpoint(file);
+  // Every failure is a CheckpointError naming the file.
+  std::vector<data::LoaderState> restore(const fs::path& run_or_checkpoint) {
+    OpenedCheckpoint opened = open_resume_checkpoint(run_or_checkpoint, std::cerr);
+    const std::string where = opened.file.string();
+    try {
+      return restore(opened.archive, where);
+    } catch (const CheckpointError&) {
+      throw;
+    } catch (const c10::Error& e) {
+      throw CheckpointError(
+          fmt::format("{}: cannot resume from it: {}", where, e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      throw CheckpointError(fmt::format("{}: cannot resume from it: {}", where, e.what()));
+    }
+  }
+
+  std::vector<data::LoaderState> restore(torch::serialize::InputArchive& archive,
+                                         const std::string& where) {
     read_model_state(archive, *model, where);
     c10::IValue state_text;
     if (!archive.try_read(kTrainerStateKey, state_text) || !state_text.isString()) {
@@ -339,6 +393,19 @@ struct Trainer::Impl {
       auto generator = at::detail::getDefaultCPUGenerator();
       std::lock_guard<std::mutex> lock(generator.mutex());
       generator.set_state(rng_state);
+    }
+    c10::IValue cuda_states;
+    if (torch::cuda::is_available() && archive.try_read(kCudaRngKey, cuda_states) &&
+        cuda_states.isTensorList()) {
+      // Resumed on fewer devices: the states of those that exist.
+      const auto states = cuda_states.toTensorVector();
+      const auto devices = static_cast<size_t>(torch::cuda::device_count());
+      for (size_t i = 0; i < std::min(states.size(), devices); ++i) {
+        at::Generator generator = at::globalContext().defaultGenerator(
+            torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(i)));
+        std::lock_guard<std::mutex> lock(generator.mutex());
+        generator.set_state(states[i]);
+      }
     }
     std::vector<data::LoaderState> loaders;
     for (const auto& t : tasks) {
@@ -421,14 +488,20 @@ struct Trainer::Impl {
   }
 
   EvalResult train() {
-    if (writer) fs::create_directories(config.run_dir);
+    // Held until train() returns; only the process that writes the folder takes it.
+    train::RunFolderLock lock;
+    if (writer) {
+      lock = train::RunFolderLock(config.run_dir);
+      train::prepare_run_folder(config.run_dir, config.resume, config.force);
+    }
     std::vector<data::LoaderState> starts;
     if (config.resume) {
-      starts = restore(find_checkpoint(config.run_dir));
+      starts = restore(config.resume_from.empty() ? config.run_dir : config.resume_from);
     }
     if (writer) {
-      write_text(config.run_dir / "experiment.resolved.json", experiment.json.dump(2) + "\n");
-      metrics.open(config.run_dir / "metrics.jsonl", std::ios::app);
+      train::write_text_durably(config.run_dir / train::kResolvedExperimentFile,
+                                experiment.json.dump(2) + "\n");
+      metrics.open(config.run_dir / train::kMetricsFile, std::ios::app);
     }
     start_loaders(starts);
     model->train();
@@ -506,7 +579,10 @@ struct Trainer::Impl {
         for (auto& [name, v] : named) v = values[k++];
       }
       last_task->last_loss = step_loss;
+      // FlatAdamW updates nothing when the norm is not finite (a finite loss can still
+      // have inf / NaN gradients, e.g. sqrt at 0): stop before a checkpoint holds them.
       const double grad_norm = optimizer->step(options.clip_grad_norm);
+      if (!std::isfinite(grad_norm)) throw non_finite_gradient(grad_norm, task_name);
       lap(*last_task, &TaskData::update_s);
       ++last_task->steps;
       history.push_back({step, task_name, step_loss});
@@ -539,10 +615,35 @@ struct Trainer::Impl {
     last_eval = evaluate("", options.eval_max_batches);
     log_json({{"step", step}, {"eval", last_eval}});
     if (writer) {
-      write_text(config.run_dir / "eval.json", last_eval.dump(2) + "\n");
-      write_text(config.run_dir / "throughput.json", throughput().dump(2) + "\n");
+      train::write_text_durably(config.run_dir / train::kEvalFile, last_eval.dump(2) + "\n");
+      train::write_text_durably(config.run_dir / train::kThroughputFile,
+                                throughput().dump(2) + "\n");
     }
     return last_eval;
+  }
+
+  // The TrainingError for a step whose gradient norm is `norm` (inf or NaN), naming the
+  // first parameter, in named_parameters() order, whose gradient holds one.
+  TrainingError non_finite_gradient(double norm, const std::string& task) const {
+    for (size_t i = 0; i < parameters.size(); ++i) {
+      const torch::Tensor& grad = parameters[i].grad();
+      if (!grad.defined()) continue;
+      const torch::Tensor bad = grad.isfinite().logical_not();
+      if (!bad.any().item<bool>()) continue;
+      const int64_t count = bad.sum().item<int64_t>();
+      const double first = grad.reshape({-1}).index({bad.reshape({-1})})[0].item<double>();
+      return TrainingError(fmt::format(
+          "step {}: the gradient of task '{}' is not finite (norm {}) although its loss is: "
+          "parameter '{}' has {} of {} non-finite values (first: {}); no update was applied; "
+          "lower training.lr or look for an operation without a finite derivative (sqrt or "
+          "log at 0, division by a zero norm) in that component",
+          step, task, norm, parameter_names[i], count, grad.numel(), first));
+    }
+    return TrainingError(fmt::format(
+        "step {}: the gradient norm of task '{}' is {} although every gradient is finite (the "
+        "sum of squares overflowed); no update was applied; lower training.lr or the loss "
+        "weight",
+        step, task, norm));
   }
 
   // {task: {steps, share, samples, seconds, it_per_s, samples_per_s, phases}} for the

@@ -70,9 +70,20 @@ GlueDataset::GlueDataset(GlueOptions options)
                                   file, name, task_->name, joined(header)));
     }
   }
-  has_labels_ = col_label >= 0;  // test files carry no labels
+  // GLUE's test files (test, test_matched, ...) carry no labels; any other split
+  // without them would train or evaluate on label -1.
+  has_labels_ = col_label >= 0;
+  if (!has_labels_ && options_.split.rfind("test", 0) != 0) {
+    throw DataError(fmt::format(
+        "{}:1: header has no label column '{}' for task {} (columns: {}); only a test split "
+        "(a split name starting with \"test\") may leave it out, this is split '{}'",
+        file, task_->label, task_->name, joined(header), options_.split));
+  }
 
-  for (size_t i = 1; i < lines.size(); ++i) {
+  // Blank lines at the end (an editor's extra newline) are not rows.
+  size_t end = lines.size();
+  while (end > 1 && is_blank(lines[end - 1])) --end;
+  for (size_t i = 1; i < end; ++i) {
     const std::string where = fmt::format("{}:{}", file, i + 1);
     const auto fields = data::split_tabs(lines[i]);
     if (fields.size() != header.size()) {

@@ -62,8 +62,10 @@ SnliVeDataset::SnliVeDataset(SnliVeOptions options)
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(lines[i]);
-    } catch (const nlohmann::json::parse_error& e) {
-      bad_.report(where, "", "malformed_json", fmt::format("malformed JSON line: {}", e.what()));
+    } catch (const nlohmann::json::exception& e) {  // parse_error, out_of_range (1e999)
+      const size_t column = json_error_offset(lines[i], e) + 1;
+      bad_.report(fmt::format("{}:{}", where, column), "", "malformed_json",
+                  fmt::format("malformed JSON line: {}", e.what()));
       continue;
     }
     Record r;

@@ -74,10 +74,37 @@ TEST(GlueDataset, MnliSkipsGoldLabelDashAndReadsDevFiles) {
 
 TEST(GlueDataset, TestFilesWithoutLabelsGiveMinusOne) {
   TempDir dir;
-  GlueDataset ds(options_for(dir, "qqp", "id\tquestion1\tquestion2\n0\twhat is\thow many\n"));
+  auto o = options_for(dir, "qqp", "id\tquestion1\tquestion2\n0\twhat is\thow many\n");
+  o.split = "test";
+  GlueDataset ds(o);
   ASSERT_EQ(ds.size(), 1);
   EXPECT_FALSE(ds.has_labels());
   EXPECT_EQ(ds.get(0, 0).label, -1);
+}
+
+TEST(GlueDataset, TrainingSplitWithoutTheLabelColumnIsAnErrorNamingFileAndLine) {
+  TempDir dir;
+  const std::string message = data_error_of([&] {
+    GlueDataset ds(options_for(dir, "qqp", "id\tquestion1\tquestion2\n0\twhat is\thow many\n"));
+  });
+  EXPECT_NE(message.find("qqp_train.tsv:1: header has no label column 'is_duplicate' for task "
+                         "qqp (columns: id, question1, question2)"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("this is split 'train'"), std::string::npos) << message;
+}
+
+TEST(GlueDataset, TrailingBlankLinesAreNotRows) {
+  TempDir dir;
+  GlueDataset ds(options_for(dir, "sst2", "sentence\tlabel\na dog\t1\na cat\t0\n\n  \r\n\n"));
+  ASSERT_EQ(ds.size(), 2);
+  EXPECT_EQ(ds.get(1, 0).label, 0);
+  EXPECT_EQ(ds.skipped(), nlohmann::json::object());
+  // A blank line between rows is still a bad row.
+  TempDir dir2;
+  const std::string message = data_error_of(
+      [&] { GlueDataset ds(options_for(dir2, "sst2", "sentence\tlabel\na dog\t1\n\na cat\t0\n")); });
+  EXPECT_NE(message.find("sst2_train.tsv:3"), std::string::npos) << message;
 }
 
 TEST(GlueDataset, QqpRowWithMissingFieldsIsAnErrorNamingTheLine) {

@@ -77,8 +77,29 @@ TEST(SnliVeDataset, MalformedJsonLineNamesTheLine) {
       "{\"Flikr30kID\": \"1000092795.jpg\", \"sentence2\": \n";
   auto options = files.options(text);
   const std::string message = data_error_of([&] { SnliVeDataset ds(options); });
-  EXPECT_NE(message.find(options.file.string() + ":2: malformed JSON line"), std::string::npos)
-      << message;
+  EXPECT_NE(message.find(options.file.string() + ":2:"), std::string::npos) << message;
+  EXPECT_NE(message.find("malformed JSON line"), std::string::npos) << message;
+}
+
+TEST(SnliVeDataset, NumberOutOfRangeIsAMalformedLine) {
+  const std::string good =
+      line({{"Flikr30kID", "1000092795.jpg"}, {"sentence2", "a man"}, {"gold_label", "entailment"}});
+  const std::string bad =
+      "{\"Flikr30kID\": \"1000092795.jpg\", \"sentence2\": \"a man\", \"score\": 1e999}";
+  const std::string text = good + bad + "\n" + good;
+  SnliFiles files;
+  auto options = files.options(text);
+  const std::string message = data_error_of([&] { SnliVeDataset ds(options); });
+  // Line 2, at the number's last digit.
+  const std::string where =
+      options.file.string() + ":2:" + std::to_string(bad.find("1e999") + 5) + ": malformed JSON";
+  EXPECT_NE(message.find(where), std::string::npos) << message;
+  EXPECT_NE(message.find("number overflow parsing '1e999'"), std::string::npos) << message;
+
+  SnliFiles skipping;
+  SnliVeDataset ds(skipping.options(text, data::OnBadRecord::kSkip));
+  EXPECT_EQ(ds.size(), 2);
+  EXPECT_EQ(ds.skipped(), (json{{"malformed_json", 1}}));
 }
 
 TEST(SnliVeDataset, UnknownLabelStringIsABadRecord) {

@@ -22,6 +22,7 @@
 #include <torch/torch.h>
 
 #include "unitrain/batch.h"
+#include "unitrain/data/worker_budget.h"
 #include "unitrain/dataset.h"
 
 namespace unitrain::data {
@@ -29,11 +30,14 @@ namespace unitrain::data {
 struct LoaderOptions {
   // Samples per batch. Default 8.
   int64_t batch_size = 8;
-  // Worker threads; 0 loads in the calling thread. Default: the number of hardware
-  // threads. Results do not depend on it.
-  int64_t num_workers = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-  // Batches decoded ahead of the consumer (bounded queue). Default 4. More hides
-  // decoding spikes at the cost of memory (a 800x1333 batch of 8 is ~100 MB).
+  // Worker threads; 0 loads in the calling thread. Default: the cores available to the
+  // process (available_cores(); a run splits them over its tasks, see loader_budget()).
+  // At most `prefetch` are started: a thread beyond that would have no batch to decode.
+  // Results do not depend on it.
+  int64_t num_workers = available_cores();
+  // Batches decoded ahead of the consumer (bounded queue, queued plus in progress), at
+  // least 1. Default 4. More hides decoding spikes and lets more workers decode at
+  // once, at the cost of memory (a 800x1333 batch of 8 is ~100 MB).
   int64_t prefetch = 4;
   // Shuffle each epoch (training). Default true. When false, file order.
   bool shuffle = true;
@@ -69,7 +73,9 @@ struct LoaderState {
 
 class DataLoader {
  public:
-  // Starts the workers at `start` (a state saved by state()).
+  // Starts the workers at `start` (a state saved by state()). ConfigError on invalid
+  // options; DataError when the threads cannot be started (the ones already started are
+  // stopped and joined first).
   DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions options,
              LoaderState start = {});
   ~DataLoader();  // stops and joins the workers
@@ -107,6 +113,8 @@ class DataLoader {
   std::optional<Work> claim_locked();  // next work item, if any and the queue has room
   Result produce(const Work& work) const;
   void worker_loop();
+  void start_workers(int64_t count);  // DataError (after stopping the started ones)
+  void stop_workers();                // stops and joins them
   std::shared_ptr<const std::vector<int64_t>> permutation(int64_t epoch) const;
   // Batches this loader delivers in one epoch: every global batch in training, those
   // where this rank's slice is not empty in evaluation.
