@@ -166,7 +166,7 @@ ComponentArchive load_component(const fs::path& file) {
   out.type = read_string(archive, "type", where);
   try {
     out.options = json::parse(read_string(archive, "options", where));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
     throw CheckpointError(fmt::format("{}: the stored options are not JSON: {}", where, e.what()));
   }
   out.state = read_state(archive, "state", where);
@@ -225,7 +225,7 @@ void read_model_state(torch::serialize::InputArchive& archive, torch::nn::Module
 json read_checkpoint_experiment(torch::serialize::InputArchive& archive, const std::string& where) {
   try {
     return json::parse(read_string(archive, "experiment", where));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
     throw CheckpointError(fmt::format("{}: the stored experiment is not JSON: {}", where, e.what()));
   }
 }
