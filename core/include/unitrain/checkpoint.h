@@ -11,8 +11,12 @@
 #include <ostream>
 #include <string>
 
+#include <map>
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
+
+#include "unitrain/dataset.h"
 
 namespace unitrain {
 
@@ -68,6 +72,15 @@ torch::serialize::InputArchive open_checkpoint(const std::filesystem::path& file
 // entries, e.g. optimizer state, are ignored). Returns the file read.
 std::filesystem::path load_model_weights(const std::filesystem::path& run_or_checkpoint,
                                          torch::nn::Module& model);
+// Every task's label space (kind, names, num_attributes), stored by the trainer under
+// "labels" so that `predict` names its labels without opening a dataset.
+void write_label_spaces(torch::serialize::OutputArchive& archive,
+                        const std::map<std::string, LabelSpace>& labels);
+// The label spaces stored in a checkpoint; empty for one written before they were
+// stored. CheckpointError naming `where` when the entry is malformed.
+std::map<std::string, LabelSpace> read_label_spaces(torch::serialize::InputArchive& archive,
+                                                    const std::string& where);
+
 // The resolved experiment stored in a checkpoint archive.
 nlohmann::json read_checkpoint_experiment(torch::serialize::InputArchive& archive,
                                           const std::string& where);

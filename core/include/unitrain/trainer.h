@@ -61,6 +61,13 @@ struct TrainerConfig {
   // = start over, deleting the files a run writes there (checkpoints/, metrics.jsonl,
   // eval.json, throughput.json, experiment.resolved.json) and keeping any other file.
   bool force = false;
+  // Evaluation only (`unitrain eval`): no training split is opened and no init_from file
+  // is read (the weights come from load_weights); train() refuses to run.
+  bool evaluate_only = false;
+  // The split evaluate() reads when given none; empty = each task's val_split. It is
+  // opened, with the training split, when the trainer is built: a missing file stops
+  // the run before its first step, not at its first evaluation.
+  std::string eval_split;
   bool console = true;            // live progress line on stderr
   // List every name in the init_from reports printed at the start (else counts only).
   bool verbose = false;

@@ -215,7 +215,10 @@ ojson predict(const CliContext& context, const PredictArgs& args) {
 
   // Weights come from the checkpoint: init_from files are not read.
   UnitModel model(experiment, registry_factory(Registry::global()), /*load_init_from=*/false);
-  const fs::path checkpoint = load_model_weights(args.checkpoint, *model);
+  const fs::path checkpoint = find_checkpoint(args.checkpoint);
+  torch::serialize::InputArchive archive = open_checkpoint(checkpoint);
+  read_model_state(archive, *model, checkpoint.string());
+  auto stored_labels = read_label_spaces(archive, checkpoint.string());
   model->to(device);
   model->eval();
 
@@ -225,7 +228,9 @@ ojson predict(const CliContext& context, const PredictArgs& args) {
   }
   cv::Mat rgb;
   const Sample sample = make_sample(experiment, args.task, modalities, args, rgb);
-  const LabelSpace labels = task_labels(experiment, args.task);
+  // The label names the model was trained with; older checkpoints: the dataset's.
+  const LabelSpace labels = stored_labels.count(args.task) ? stored_labels.at(args.task)
+                                                           : task_labels(experiment, args.task);
   const Batch batch = collate({sample}, args.task).to(device);
 
   torch::NoGradGuard no_grad;

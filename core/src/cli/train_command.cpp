@@ -130,6 +130,8 @@ void add_eval_command(CLI::App& app, CliContext& context) {
       TrainerConfig config;
       config.console = false;
       config.group = group;
+      config.evaluate_only = true;
+      config.eval_split = args->split;
       Trainer trainer(experiment, Registry::global(), config);
       trainer.load_weights(args->checkpoint);
       EvalResult result = trainer.evaluate(args->split, args->max_batches);

@@ -222,6 +222,38 @@ void read_model_state(torch::serialize::InputArchive& archive, torch::nn::Module
   load_state_dict(model, read_state(archive, "model", where), where);
 }
 
+void write_label_spaces(torch::serialize::OutputArchive& archive,
+                        const std::map<std::string, LabelSpace>& labels) {
+  json out = json::object();
+  for (const auto& [task, space] : labels) {
+    out[task] = {{"kind", space.kind}, {"names", space.names},
+                 {"num_attributes", space.num_attributes}};
+  }
+  // Label names come from user files: invalid UTF-8 is stored replaced, never thrown.
+  archive.write("labels", c10::IValue(out.dump(-1, ' ', false, json::error_handler_t::replace)));
+}
+
+std::map<std::string, LabelSpace> read_label_spaces(torch::serialize::InputArchive& archive,
+                                                    const std::string& where) {
+  std::map<std::string, LabelSpace> out;
+  c10::IValue value;
+  if (!archive.try_read("labels", value)) return out;
+  try {
+    if (!value.isString()) throw std::runtime_error("not a string");
+    const json stored = json::parse(value.toStringRef());
+    for (const auto& [task, space] : stored.items()) {
+      LabelSpace labels;
+      labels.kind = space.at("kind").get<std::string>();
+      labels.names = space.at("names").get<std::vector<std::string>>();
+      labels.num_attributes = space.at("num_attributes").get<int64_t>();
+      out[task] = std::move(labels);
+    }
+  } catch (const std::exception& e) {
+    throw CheckpointError(fmt::format("{}: malformed \"labels\" entry: {}", where, e.what()));
+  }
+  return out;
+}
+
 json read_checkpoint_experiment(torch::serialize::InputArchive& archive, const std::string& where) {
   try {
     return json::parse(read_string(archive, "experiment", where));

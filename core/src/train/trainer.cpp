@@ -22,6 +22,7 @@
 #include "unitrain/registry.h"
 #include "unitrain/runtime.h"
 #include "unitrain/scheduler.h"
+#include "unitrain/sizes.h"
 #include "train/data_parallel.h"
 #include "train/durable_file.h"
 #include "train/run_folder.h"
@@ -45,7 +46,11 @@ struct TaskData {
   double loss_weight = 1.0;
   int64_t batch_size = 1;
   int64_t eval_batch_size = 1;
-  std::shared_ptr<const Dataset> train;
+  std::shared_ptr<const Dataset> train;  // null when the trainer only evaluates
+  // The split evaluate() reads by default (TrainerConfig::eval_split, else val_split),
+  // opened with the training split so that a missing file stops the run at its start.
+  std::string eval_split;
+  std::shared_ptr<const Dataset> eval;
   std::unique_ptr<data::DataLoader> loader;
   double last_loss = NAN;
   // Throughput of this process (not restored on resume): optimizer updates whose last
@@ -109,7 +114,8 @@ struct Trainer::Impl {
 
     torch::manual_seed(seed);
     // A resumed run's weights come from its checkpoint: init_from files are not read.
-    model = UnitModel(experiment, registry_factory(registry), /*load_init_from=*/!config.resume);
+    model = UnitModel(experiment, registry_factory(registry),
+                      /*load_init_from=*/!config.resume && !config.evaluate_only);
     if (config.console) {
       for (const auto& report : model->import_reports()) {
         std::cerr << "init_from: " << report.summary(config.verbose) << "\n";
@@ -118,6 +124,7 @@ struct Trainer::Impl {
     model->to(device);
     if (config.group && config.group->world_size() > 1) start_data_parallel();
     build_datasets();
+    if (config.evaluate_only) return;
     build_optimizer();
     build_scheduler();
   }
@@ -160,13 +167,53 @@ struct Trainer::Impl {
       t.batch_size = spec.at("batch_size").get<int64_t>();
       int64_t eval_batch = spec.at("eval_batch_size").get<int64_t>();
       t.eval_batch_size = eval_batch > 0 ? eval_batch : t.batch_size;
-      t.train = make_dataset(name, spec.at("train_split").get<std::string>());
-      if (t.train->size() == 0) {
-        throw DataError(fmt::format("{}: the '{}' split of task '{}' has no records",
-                                    experiment.where("/tasks/" + name + "/dataset"),
-                                    spec.at("train_split").get<std::string>(), name));
+      const auto train_split = spec.at("train_split").get<std::string>();
+      if (!config.evaluate_only) {
+        t.train = make_dataset(name, train_split);
+        if (t.train->size() == 0) {
+          throw DataError(fmt::format("{}: the '{}' split of task '{}' has no records",
+                                      experiment.where("/tasks/" + name + "/dataset"),
+                                      train_split, name));
+        }
       }
+      t.eval_split = config.eval_split.empty() ? spec.at("val_split").get<std::string>()
+                                               : config.eval_split;
+      t.eval = t.train && t.eval_split == train_split ? t.train : make_dataset(name, t.eval_split);
+      check_sizes(t);
       tasks.push_back(std::move(t));
+    }
+  }
+
+  // The task's head against its dataset's label count and its text encoders against the
+  // dataset's tokenizer, where the components state them (unitrain/sizes.h).
+  void check_sizes(const TaskData& t) const {
+    const Dataset& data = t.train ? *t.train : *t.eval;
+    const std::string split = t.train ? t.spec.at("train_split").get<std::string>() : t.eval_split;
+    const std::string data_where = experiment.where("/tasks/" + t.name + "/dataset");
+    const LabelSpace labels = data.labels();
+    const auto* count = dynamic_cast<const LabelCount*>(model->head(t.name).get());
+    const auto expected = static_cast<int64_t>(labels.names.size());
+    if (count && expected > 0 && count->num_labels() != expected) {
+      const auto& head = model->spec("heads/" + t.name);
+      throw ConfigError(fmt::format(
+          "{}: the head of task '{}' scores {} labels, but the '{}' split of its dataset ({}) "
+          "has {} ({}): set the head's label count to {}",
+          experiment.where(head.pointer), t.name, count->num_labels(), split, data_where,
+          expected, labels.kind, expected));
+    }
+    const auto* tokens = dynamic_cast<const TokenVocabulary*>(&data);
+    if (!tokens) return;
+    for (const auto& name : t.spec.at("encoders")) {
+      const auto encoder = model->encoder(name.get<std::string>());
+      const auto* vocabulary = dynamic_cast<const TokenVocabulary*>(encoder.get());
+      if (!vocabulary || tokens->vocabulary_size() <= vocabulary->vocabulary_size()) continue;
+      throw ConfigError(fmt::format(
+          "{}: the tokenizer of task '{}' makes token ids up to {}, but text encoder '{}' ({}) "
+          "embeds only ids below {}: give the encoder the task's tokenizer (its \"tokenizer\" "
+          "option sets vocab_size) or a vocab_size of at least {}",
+          data_where, t.name, tokens->vocabulary_size() - 1, name.get<std::string>(),
+          experiment.where(model->spec("encoders/" + name.get<std::string>()).pointer),
+          vocabulary->vocabulary_size(), tokens->vocabulary_size()));
     }
   }
 
@@ -255,6 +302,9 @@ struct Trainer::Impl {
     fs::create_directories(checkpoint_dir());
     torch::serialize::OutputArchive archive;
     write_model_state(archive, *model, experiment.json);
+    std::map<std::string, LabelSpace> labels;
+    for (const auto& t : tasks) labels[t.name] = t.train->labels();
+    write_label_spaces(archive, labels);
     torch::serialize::OutputArchive optimizer_archive;
     optimizer->save(optimizer_archive);
     archive.write(kOptimizerKey, optimizer_archive);
@@ -430,9 +480,8 @@ struct Trainer::Impl {
     model->eval();
     EvalResult result = json::object();
     for (const auto& t : tasks) {
-      const std::string split =
-          split_override.empty() ? t.spec.at("val_split").get<std::string>() : split_override;
-      auto dataset = make_dataset(t.name, split);
+      const std::string split = split_override.empty() ? t.eval_split : split_override;
+      auto dataset = split == t.eval_split ? t.eval : make_dataset(t.name, split);
       auto evaluator = dataset->evaluator();
       data::DataLoader loader(dataset, loader_options(t, false));
       if (parallel) {
@@ -488,6 +537,9 @@ struct Trainer::Impl {
   }
 
   EvalResult train() {
+    if (config.evaluate_only) {
+      throw TrainingError("this trainer was built to evaluate only (TrainerConfig::evaluate_only)");
+    }
     // Held until train() returns; only the process that writes the folder takes it.
     train::RunFolderLock lock;
     if (writer) {

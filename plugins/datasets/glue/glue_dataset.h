@@ -10,6 +10,7 @@
 #include "glue_tasks.h"
 #include "unitrain/data/records.h"
 #include "unitrain/dataset.h"
+#include "unitrain/sizes.h"
 #include "unitrain/tokenizer.h"
 
 namespace unitrain::glue {
@@ -25,8 +26,10 @@ struct GlueOptions {
 GlueOptions glue_options_from_json(const nlohmann::json& j, const std::string& where);
 std::shared_ptr<Dataset> make_glue(const nlohmann::json& options);
 
-class GlueDataset : public Dataset {
+class GlueDataset : public Dataset, public TokenVocabulary {
  public:
+  // The ids its tokenizer produces, checked against the text encoder's.
+  int64_t vocabulary_size() const override { return options_.tokenizer->vocab_size(); }
   explicit GlueDataset(GlueOptions options);
 
   int64_t size() const override { return static_cast<int64_t>(records_.size()); }

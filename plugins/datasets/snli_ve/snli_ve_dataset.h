@@ -10,6 +10,7 @@
 #include "unitrain/data/image_pipeline.h"
 #include "unitrain/data/records.h"
 #include "unitrain/dataset.h"
+#include "unitrain/sizes.h"
 #include "unitrain/tokenizer.h"
 
 namespace unitrain::snli_ve {
@@ -33,8 +34,10 @@ struct SnliVeOptions {
 SnliVeOptions snli_ve_options_from_json(const nlohmann::json& j, const std::string& where);
 std::shared_ptr<Dataset> make_snli_ve(const nlohmann::json& options);
 
-class SnliVeDataset : public Dataset {
+class SnliVeDataset : public Dataset, public TokenVocabulary {
  public:
+  // The ids its tokenizer produces, checked against the text encoder's.
+  int64_t vocabulary_size() const override { return options_.tokenizer->vocab_size(); }
   explicit SnliVeDataset(SnliVeOptions options);
 
   int64_t size() const override { return static_cast<int64_t>(records_.size()); }

@@ -10,6 +10,7 @@
 #include "unitrain/data/image_pipeline.h"
 #include "unitrain/data/records.h"
 #include "unitrain/dataset.h"
+#include "unitrain/sizes.h"
 #include "unitrain/tokenizer.h"
 
 namespace unitrain::vqa {
@@ -41,8 +42,10 @@ std::shared_ptr<const std::vector<std::string>> vqa2_answer_vocabulary(
 // A vocabulary file: one answer a line, used as written (blank lines are an error).
 std::shared_ptr<const std::vector<std::string>> read_answer_file(const std::filesystem::path& file);
 
-class Vqa2Dataset : public Dataset {
+class Vqa2Dataset : public Dataset, public TokenVocabulary {
  public:
+  // The ids its tokenizer produces, checked against the text encoder's.
+  int64_t vocabulary_size() const override { return options_.tokenizer->vocab_size(); }
   explicit Vqa2Dataset(Vqa2Options options);
 
   int64_t size() const override { return static_cast<int64_t>(records_.size()); }

@@ -10,6 +10,7 @@
 
 #include "unitrain/encoder.h"
 #include "unitrain/nn/transformer.h"
+#include "unitrain/sizes.h"
 #include "unitrain/weights/importer.h"
 
 namespace unitrain::text {
@@ -72,6 +73,7 @@ TORCH_MODULE(TextEmbeddings);
 
 class TextEncoderImpl : public torch::nn::Cloneable<TextEncoderImpl>,
                         public Encoder,
+                        public TokenVocabulary,
                         public weights::WeightImporter {
  public:
   explicit TextEncoderImpl(const TextEncoderOptions& options);
@@ -84,6 +86,7 @@ class TextEncoderImpl : public torch::nn::Cloneable<TextEncoderImpl>,
 
   std::string modality() const override { return "text"; }
   int64_t output_dim() const override { return options.output_dim(); }
+  int64_t vocabulary_size() const override { return options.vocab_size(); }
   // Reads batch.input_ids [B, T], batch.text_mask [B, T] (true at padding; all valid
   // when undefined) and batch.segment_ids [B, T] (zeros when undefined). Returns
   // memory [B, S, output_dim], mask [B, S], pos [B, S, output_dim] with S = T

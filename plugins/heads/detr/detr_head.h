@@ -10,6 +10,7 @@
 
 #include "unitrain/head.h"
 #include "unitrain/nn/matcher.h"
+#include "unitrain/sizes.h"
 #include "unitrain/weights/importer.h"
 
 namespace unitrain::heads {
@@ -65,8 +66,11 @@ struct DetrLayerOutputs {
   torch::Tensor hidden;  // [B, Q, D] the decoder layer's output (for attributes)
 };
 
-class DetrHeadImpl : public Head, public weights::WeightImporter {
+class DetrHeadImpl : public Head, public LabelCount, public weights::WeightImporter {
  public:
+  // The object classes (num_classes), checked against the dataset's.
+  int64_t num_labels() const override { return options_.num_classes(); }
+
   // detr (class_embed, bbox_embed), mmf_unit (also the attribute head). Class rows are
   // remapped from category ids when the file has them (see detr_weights.cpp).
   std::vector<std::string> weight_formats() const override;

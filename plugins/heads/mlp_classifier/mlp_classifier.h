@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include "unitrain/head.h"
+#include "unitrain/sizes.h"
 #include "unitrain/weights/importer.h"
 
 namespace unitrain::heads {
@@ -46,8 +47,10 @@ MlpClassifierOptions mlp_classifier_options_from_json(const nlohmann::json& json
                                                       const std::string& where = "");
 nlohmann::json to_json(const MlpClassifierOptions& options);
 
-class MlpClassifierHeadImpl : public Head, public weights::WeightImporter {
+class MlpClassifierHeadImpl : public Head, public LabelCount, public weights::WeightImporter {
  public:
+  int64_t num_labels() const override { return options_.num_labels(); }
+
   // mmf_unit: MMF's classifiers.<type>.<dataset> (BertPredictionHeadTransform + Linear).
   std::vector<std::string> weight_formats() const override;
   weights::WeightMap weight_map(const weights::ImportContext& context) const override;
