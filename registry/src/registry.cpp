@@ -6,6 +6,9 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "loader.h"
 #include "unitrain/config.h"
@@ -33,6 +36,54 @@ fs::path executable_dir() {
   return ec ? fs::path() : exe.parent_path();
 }
 
+// The user name of `uid`, or "" when it has none.
+std::string user_name(uid_t uid) {
+  struct passwd entry {};
+  struct passwd* found = nullptr;
+  char buffer[1024];
+  if (getpwuid_r(uid, &entry, buffer, sizeof(buffer), &found) != 0 || found == nullptr) return "";
+  return found->pw_name;
+}
+
+// Loading a library runs its code: refuses `path` (a plugin file, or a folder plugins
+// are read from) when someone other than this user or root could have put code there.
+// A world-writable folder with the sticky bit (/tmp) still lets others add files, so a
+// plugin folder must not be one; a plugin file's own folder may (others cannot replace
+// the file in it).
+void require_trusted(const fs::path& path, const std::string& what, bool folder_of_file) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;  // a missing path is reported by the loader
+  const uid_t me = ::geteuid();
+  if (st.st_uid != me && st.st_uid != 0) {
+    const std::string owner = user_name(st.st_uid);
+    throw PluginLoadError(fmt::format(
+        "refusing to load {}: '{}' is owned by uid {}{}, not by you (uid {}) or root, and "
+        "loading a plugin runs its code; copy it to a folder you own or have it chowned",
+        what, path.string(), st.st_uid, owner.empty() ? "" : " (" + owner + ")", me));
+  }
+  const bool world_writable = (st.st_mode & S_IWOTH) != 0;
+  const bool sticky_folder = S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) != 0;
+  if (world_writable && !(folder_of_file && sticky_folder)) {
+    throw PluginLoadError(fmt::format(
+        "refusing to load {}: '{}' is world-writable (mode {:04o}), so anyone could put code "
+        "there that runs in unitrain; run chmod o-w '{}'",
+        what, path.string(), st.st_mode & 07777, path.string()));
+  }
+}
+
+// The file itself, the folder of its real location and, for a symbolic link, the
+// folder of the link.
+void require_trusted_file(const fs::path& file) {
+  std::error_code ec;
+  const fs::path real = fs::weakly_canonical(file, ec);
+  if (ec) return;
+  const std::string what = "plugin '" + file.string() + "'";
+  require_trusted(real, what, false);
+  require_trusted(real.parent_path(), what, true);
+  const fs::path link_folder = fs::weakly_canonical(fs::absolute(file, ec).parent_path(), ec);
+  if (!ec && link_folder != real.parent_path()) require_trusted(link_folder, what, true);
+}
+
 }  // namespace
 
 struct Registry::Impl {
@@ -57,6 +108,7 @@ void Registry::load_file(const fs::path& file) {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     if (impl_->loaded_files.count(canonical)) return;
   }
+  require_trusted_file(file);
   auto descriptors = registry_detail::load_library(file);
 
   std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -111,6 +163,7 @@ void Registry::load_directory(const fs::path& dir) {
   if (!fs::is_directory(dir, ec)) {
     throw PluginLoadError(fmt::format("plugin directory not found: '{}'", dir.string()));
   }
+  require_trusted(fs::weakly_canonical(dir, ec), "plugins from '" + dir.string() + "'", false);
   std::vector<fs::path> files;
   for (const auto& item : fs::directory_iterator(dir)) {
     const auto name = item.path().filename().string();
@@ -142,6 +195,12 @@ void Registry::load_default_search_path(const std::vector<fs::path>& extra_dirs)
       if (end == std::string::npos) end = paths.size();
       auto dir = paths.substr(start, end - start);
       if (!dir.empty()) {
+        if (fs::path(dir).is_relative()) {
+          throw PluginLoadError(fmt::format(
+              "UNITRAIN_PLUGIN_PATH entry '{}' is a relative path: it would load plugins from "
+              "whatever folder unitrain is started in; give an absolute path",
+              dir));
+        }
         if (!fs::is_directory(dir, ec)) {
           throw PluginLoadError(fmt::format(
               "plugin directory '{}' from UNITRAIN_PLUGIN_PATH does not exist", dir));

@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include "test_util.h"
 #include "unitrain/decoder.h"
 #include "unitrain/encoder.h"
@@ -191,6 +193,91 @@ TEST(PluginLoad, MissingDirectory) {
   Registry registry;
   auto message = error_of<PluginLoadError>([&] { registry.load_directory("/nonexistent/dir"); });
   EXPECT_THAT(message, HasSubstr("plugin directory not found: '/nonexistent/dir'"));
+}
+
+// --- trust: loading a plugin runs its code ------------------------------------------
+
+// A copy of the good test library in a fresh folder of this user.
+struct CopiedPlugin {
+  test::TempDir dir;
+  std::filesystem::path folder = dir / "plugins";
+  std::filesystem::path file = folder / "libunitrain_test_plugins.so";
+  CopiedPlugin() {
+    std::filesystem::create_directories(folder);
+    std::filesystem::copy_file(good_lib(), file);
+  }
+};
+
+TEST(PluginTrust, OwnFilesInOwnFoldersLoad) {
+  CopiedPlugin copy;
+  Registry registry;
+  registry.load_directory(copy.folder);
+  EXPECT_TRUE(registry.contains("head", "test_head"));
+}
+
+TEST(PluginTrust, WorldWritableFileIsRefused) {
+  CopiedPlugin copy;
+  std::filesystem::permissions(copy.file, std::filesystem::perms::others_write,
+                               std::filesystem::perm_options::add);
+  Registry registry;
+  auto message = error_of<PluginLoadError>([&] { registry.load_file(copy.file); });
+  EXPECT_THAT(message, HasSubstr("refusing to load plugin '" + copy.file.string() + "': '" +
+                                 copy.file.string() + "' is world-writable (mode 0757)"));
+  EXPECT_THAT(message, HasSubstr("chmod o-w '" + copy.file.string() + "'"));
+  EXPECT_FALSE(registry.contains("head", "test_head"));
+}
+
+TEST(PluginTrust, WorldWritableFolderIsRefusedEvenWithTheStickyBit) {
+  CopiedPlugin copy;
+  std::filesystem::permissions(copy.folder, std::filesystem::perms::others_all,
+                               std::filesystem::perm_options::add);
+  Registry registry;
+  auto message = error_of<PluginLoadError>([&] { registry.load_directory(copy.folder); });
+  EXPECT_THAT(message, HasSubstr("refusing to load plugins from '" + copy.folder.string() +
+                                 "': '" + copy.folder.string() + "' is world-writable (mode 0757)"));
+  // The file in it: anyone could have replaced it.
+  auto file = error_of<PluginLoadError>([&] { registry.load_file(copy.file); });
+  EXPECT_THAT(file, HasSubstr("refusing to load plugin '" + copy.file.string() + "'"));
+
+  // With the sticky bit others cannot replace the file (it loads), but they could still
+  // add libraries to the folder (it is refused).
+  std::filesystem::permissions(copy.folder, std::filesystem::perms::sticky_bit,
+                               std::filesystem::perm_options::add);
+  EXPECT_THAT(error_of<PluginLoadError>([&] { registry.load_directory(copy.folder); }),
+              HasSubstr("mode 1757"));
+  registry.load_file(copy.file);
+  EXPECT_TRUE(registry.contains("head", "test_head"));
+}
+
+TEST(PluginTrust, SymbolicLinkFromAWorldWritableFolderIsRefused) {
+  CopiedPlugin copy;
+  const auto open_folder = copy.dir / "open";
+  std::filesystem::create_directories(open_folder);
+  std::filesystem::permissions(open_folder, std::filesystem::perms::all);
+  std::filesystem::create_symlink(copy.file, open_folder / "libevil.so");
+  Registry registry;
+  auto message = error_of<PluginLoadError>([&] { registry.load_file(open_folder / "libevil.so"); });
+  EXPECT_THAT(message, HasSubstr("'" + open_folder.string() + "' is world-writable"));
+}
+
+TEST(PluginTrust, FilesOfAnotherUserAreRefused) {
+  CopiedPlugin copy;
+  if (::chown(copy.file.c_str(), 65534, 65534) != 0) {
+    GTEST_SKIP() << "cannot give a file to uid 65534 (needs root)";
+  }
+  Registry registry;
+  auto message = error_of<PluginLoadError>([&] { registry.load_file(copy.file); });
+  EXPECT_THAT(message, HasSubstr("' is owned by uid 65534"));
+  EXPECT_THAT(message, HasSubstr("not by you (uid " + std::to_string(::geteuid()) + ") or root"));
+}
+
+TEST(PluginTrust, RelativePluginPathEntriesAreRefused) {
+  auto result = test::run_command("UNITRAIN_PLUGIN_PATH=plugins:/tmp '" +
+                                  std::string(UNITRAIN_TEST_BINARY) + "' plugins");
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("error: UNITRAIN_PLUGIN_PATH entry 'plugins' is a relative "
+                                       "path: it would load plugins from whatever folder unitrain "
+                                       "is started in; give an absolute path"));
 }
 
 // The CLI turns each of these into "error: ..." on stderr and a non-zero status.
