@@ -4,6 +4,7 @@
 
 #include "test_util.h"
 #include "unitrain/config.h"
+#include "unitrain/json_text.h"
 #include "unitrain/registry.h"
 
 namespace unitrain {
@@ -268,6 +269,30 @@ TEST(ValidateCli, PrintsResolvedJsonAndExitsZero) {
   auto resolved = json::parse(result.output);
   EXPECT_EQ(resolved["training"]["lr"], 0.25);
   EXPECT_EQ(resolved["model"]["decoder"]["dim"], 16);
+}
+
+// Invalid UTF-8 from the command line (or any user file) is printed replaced, not thrown.
+TEST(ValidateCli, InvalidUtf8InASetValueIsPrintedReplaced) {
+  test::TempDir dir;
+  test::write_file(dir / "x.json", kValid);
+  auto result = test::run_unitrain("--plugin-dir " + test::fixture("good") + " validate " +
+                                   (dir / "x.json").string() + " --set \"description=$(printf 'caf\\303 \\377')\"");
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_EQ(json::parse(result.output)["description"], "caf\xef\xbf\xbd \xef\xbf\xbd");
+}
+
+TEST(JsonText, ReplacesInvalidUtf8AndCutsOnCodePointBoundaries) {
+  EXPECT_EQ(json_text(json{{"k", "ok \xe2\x82"}}), "{\"k\":\"ok \xef\xbf\xbd\"}");
+  EXPECT_EQ(json_text(json::array({1, 2}), 2), "[\n  1,\n  2\n]");
+  const std::string euro = "ab\xe2\x82\xac";  // "ab€": the euro sign is 3 bytes
+  EXPECT_EQ(utf8_prefix(euro, 5), euro);
+  EXPECT_EQ(utf8_prefix(euro, 4), "ab");
+  EXPECT_EQ(utf8_prefix(euro, 3), "ab");
+  EXPECT_EQ(utf8_prefix(euro, 2), "ab");
+  EXPECT_EQ(utf8_prefix(euro, 1), "a");
+  EXPECT_EQ(shorten("abcdefgh", 8), "abcdefgh");
+  EXPECT_EQ(shorten("abcdefghi", 8), "abcde...");
+  EXPECT_EQ(shorten("abcd\xe2\x82\xacxyz", 9), "abcd...");  // never half a euro sign
 }
 
 TEST(ValidateCli, ErrorsArePrefixedAndExitNonZero) {

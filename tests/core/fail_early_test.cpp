@@ -178,6 +178,12 @@ TEST_F(FailEarly, CheckpointsCarryTheLabelNamesPredictPrints) {
   ASSERT_FALSE(out["predictions"].empty()) << out.dump();
   const std::string label = out["predictions"][0]["label"];
   EXPECT_TRUE(label == "0" || label == "1") << out.dump();
+
+  // Text that is not UTF-8 is answered, and echoed with U+FFFD in place of the bad byte.
+  auto latin1 = test::run_unitrain("predict '" + exp_file() + "' --checkpoint '" +
+                                   (dir_ / "run").string() + "' --task sst2 --text \"$(printf 'caf\\351 film')\"");
+  ASSERT_EQ(latin1.status, 0) << latin1.output;
+  EXPECT_EQ(json::parse(latin1.output.substr(latin1.output.find('{')))["text"], "caf\xef\xbf\xbd film");
 }
 
 TEST(LabelSpaces, RoundTripThroughAnArchiveAndSurviveInvalidUtf8) {

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "unitrain/config.h"
 #include "unitrain/dataset.h"
+#include "unitrain/json_text.h"
 #include "unitrain/registry.h"
 
 namespace unitrain::cli {
@@ -106,7 +107,7 @@ void add_data_command(CLI::App& app, CliContext& context) {
       }
     }
     if (args->json) {
-      std::cout << report.dump(2) << "\n";
+      std::cout << json_text(report, 2) << "\n";
     } else {
       print_table(report);
     }

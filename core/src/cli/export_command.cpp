@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "unitrain/checkpoint.h"
+#include "unitrain/json_text.h"
 
 namespace unitrain::cli {
 
@@ -32,9 +33,8 @@ void add_export_command(CLI::App& app, CliContext& /*context*/) {
               << component.type << "', " << component.state.size() << " tensors, " << count
               << " values) from " << checkpoint.string() << " to " << args->out << "\n"
               << "use it in a block of the same type and options:\n"
-              << nlohmann::json{{"type", component.type}, {"init_from", args->out}}
-                     .dump()
-              << " plus options " << component.options.dump() << "\n";
+              << json_text(nlohmann::json{{"type", component.type}, {"init_from", args->out}})
+              << " plus options " << json_text(component.options) << "\n";
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "unitrain/config.h"
+#include "unitrain/json_text.h"
 #include "unitrain/model.h"
 #include "unitrain/registry.h"
 
@@ -35,7 +36,7 @@ void add_model_command(CLI::App& app, CliContext& context) {
       nlohmann::json out = {{"components", model->parameter_counts()},
                             {"other", model->other_parameter_counts()},
                             {"total", model->parameter_count()}};
-      std::cout << out.dump(2) << "\n";
+      std::cout << json_text(out, 2) << "\n";
     } else {
       std::cout << model_summary(*model, args->depth);
     }

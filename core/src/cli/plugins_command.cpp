@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "unitrain/config.h"
+#include "unitrain/json_text.h"
 #include "unitrain/registry.h"
 
 namespace unitrain::cli {
@@ -66,7 +67,7 @@ void add_plugins_command(CLI::App& app, CliContext& context) {
       }
       const PluginInfo& p = *found.front();
       std::cout << fmt::format("{} '{}' {}  ({})\n{}\n\nDefault options:\n{}\n", p.kind, p.name,
-                               p.version, p.file, p.description, p.defaults.dump(2));
+                               p.version, p.file, p.description, json_text(p.defaults, 2));
       if (!p.readme.empty()) std::cout << "\n" << p.readme << "\n";
       return;
     }
@@ -84,7 +85,7 @@ void add_plugins_command(CLI::App& app, CliContext& context) {
         out.push_back({{"kind", p.kind}, {"name", p.name}, {"version", p.version},
                        {"file", p.file}, {"description", p.description}});
       }
-      std::cout << out.dump(2) << "\n";
+      std::cout << json_text(out, 2) << "\n";
     } else {
       print_table(list);
     }

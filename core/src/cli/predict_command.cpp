@@ -20,6 +20,7 @@
 #include "unitrain/data/image_pipeline.h"
 #include "unitrain/dataset.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 #include "unitrain/model.h"
 #include "unitrain/registry.h"
 #include "unitrain/runtime.h"
@@ -281,7 +282,7 @@ void add_predict_command(CLI::App& app, CliContext& context) {
   command->callback([args, top_k, &context] {
     args->top_k_given = top_k->count() > 0;
     if (args->top_k < 1) throw ConfigError(fmt::format("--top-k: expected >= 1, found {}", args->top_k));
-    std::cout << predict(context, *args).dump(2) << "\n";
+    std::cout << json_text(predict(context, *args), 2) << "\n";
   });
 }
 

@@ -7,6 +7,7 @@
 #include "unitrain/config.h"
 #include "unitrain/distributed.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 #include "unitrain/registry.h"
 #include "unitrain/trainer.h"
 
@@ -100,7 +101,7 @@ void add_train_command(CLI::App& app, CliContext& context) {
       EvalResult result = trainer.train();
       if (!lead) return;
       std::cerr << "\n" << trainer.throughput_table() << "\n" << trainer.eval_table(result);
-      std::cout << result.dump(2) << "\n";
+      std::cout << json_text(result, 2) << "\n";
     });
   });
 }
@@ -136,10 +137,10 @@ void add_eval_command(CLI::App& app, CliContext& context) {
       trainer.load_weights(args->checkpoint);
       EvalResult result = trainer.evaluate(args->split, args->max_batches);
       if (group && group->rank() != 0) return;
-      std::cout << result.dump(2) << "\n";
+      std::cout << json_text(result, 2) << "\n";
       if (!args->out.empty()) {
         std::ofstream out(args->out);
-        out << result.dump(2) << "\n";
+        out << json_text(result, 2) << "\n";
         if (!out) throw TrainingError(fmt::format("cannot write '{}'", args->out));
       }
     });

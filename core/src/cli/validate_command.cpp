@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "unitrain/config.h"
+#include "unitrain/json_text.h"
 #include "unitrain/registry.h"
 
 namespace unitrain::cli {
@@ -39,7 +40,7 @@ void add_validate_command(CLI::App& app, CliContext& context) {
   validate->add_option("--set", args->overrides, "Override a value: KEY.PATH=VALUE (repeatable)");
   validate->callback([args, &context] {
     Experiment experiment = load_checked_experiment(context, args->file, args->overrides);
-    std::cout << experiment.json.dump(2) << "\n";
+    std::cout << json_text(experiment.json, 2) << "\n";
   });
 }
 

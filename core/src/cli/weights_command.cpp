@@ -9,6 +9,7 @@
 #include "unitrain/checkpoint.h"
 #include "unitrain/config.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 #include "unitrain/model.h"
 #include "unitrain/registry.h"
 #include "unitrain/weights/importer.h"
@@ -37,7 +38,7 @@ void inspect(const std::string& file, bool as_json) {
       out["tensors"].push_back({{"name", name}, {"shape", t.sizes().vec()},
                                 {"dtype", std::string(c10::toString(t.scalar_type()))}});
     }
-    std::cout << out.dump(2) << "\n";
+    std::cout << json_text(out, 2) << "\n";
     return;
   }
   std::cout << fmt::format("{}: {}, {} tensors, {} values; names look like {}\n", file,
@@ -49,8 +50,8 @@ void inspect(const std::string& file, bool as_json) {
   if (!tensors.values.empty()) {
     std::cout << "other entries:\n";
     for (const auto& [name, value] : tensors.values.items()) {
-      auto text = value.dump();
-      if (text.size() > 80) text = text.substr(0, 77) + "...";
+      auto text = json_text(value);
+      text = shorten(text, 80);
       std::cout << fmt::format("{:<72} {}\n", name, text);
     }
   }

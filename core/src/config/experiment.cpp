@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "unitrain/config.h"
+#include "unitrain/json_text.h"
 #include "unitrain/registry.h"
 
 namespace unitrain {
@@ -196,7 +197,7 @@ void apply_override(json& root, std::map<std::string, std::string>& origin,
     if (child.is_null()) child = json::object();
     if (!child.is_object()) {
       throw ConfigError(fmt::format("--set '{}': '{}' is {} , not an object", text,
-                                    path.substr(0, dot), child.dump()));
+                                    path.substr(0, dot), json_text(child)));
     }
     node = &child;
     start = dot + 1;

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "unitrain/config.h"
+#include "unitrain/json_text.h"
 
 namespace unitrain {
 namespace fs = std::filesystem;
@@ -44,8 +45,8 @@ std::string type_name(const nlohmann::json& j) {
 }
 
 std::string short_dump(const nlohmann::json& j) {
-  std::string text = j.dump();
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  std::string text = json_text(j);
+  text = shorten(text, 60);
   return text;
 }
 

@@ -4,6 +4,7 @@
 
 #include "unitrain/config.h"
 #include "unitrain/distributed.h"
+#include "unitrain/json_text.h"
 #include "unitrain/registry.h"
 #include "unitrain/weights/importer.h"
 
@@ -97,7 +98,7 @@ class SchemaChecker {
       const json& source = spec.at("objects_from");
       if (!source.is_string() || !tasks.contains(source.get<std::string>())) {
         throw ConfigError(fmt::format("{}: expected the name of another task ({}), found {}",
-                                      e_.where(p), fmt::join(task_names, ", "), source.dump()));
+                                      e_.where(p), fmt::join(task_names, ", "), json_text(source)));
       }
     }
     for (auto& [task, block] : heads.items()) {
@@ -113,7 +114,7 @@ class SchemaChecker {
     if (root["data"]["workers"].get<int64_t>() < 0) {
       throw ConfigError(fmt::format("{}: expected 0 (one budget from the available cores) or a "
                                     "positive number of threads per task, found {}",
-                                    e_.where("/data/workers"), root["data"]["workers"].dump()));
+                                    e_.where("/data/workers"), json_text(root["data"]["workers"])));
     }
     positive(root["data"], "/data", "prefetch");
     root["distributed"] = merge_checked(distributed_defaults(),
@@ -134,7 +135,7 @@ class SchemaChecker {
       const json& boxes = spec.at("objects_boxes");
       if (!boxes.is_boolean()) {
         throw ConfigError(fmt::format("{}: expected true or false, found {}",
-                                      e_.where(p + "/objects_boxes"), boxes.dump()));
+                                      e_.where(p + "/objects_boxes"), json_text(boxes)));
       }
       if (boxes.get<bool>() && !spec.contains("objects_from")) {
         throw ConfigError(fmt::format("{}: needs objects_from (the task whose boxes it reads)",
@@ -217,8 +218,8 @@ class SchemaChecker {
           {json::value_t::array, "an array"},         {json::value_t::boolean, "a boolean"},
           {json::value_t::number_integer, "an integer"}, {json::value_t::number_float, "a number"},
           {json::value_t::number_unsigned, "an integer"}, {json::value_t::null, "null"}};
-      std::string found = value.dump();
-      if (found.size() > 60) found = found.substr(0, 57) + "...";
+      std::string found = json_text(value);
+      found = shorten(found, 60);
       throw ConfigError(fmt::format("{}: expected {}, found {}", e_.where(p),
                                     kNames.at(example.type()), found));
     }
@@ -249,7 +250,7 @@ class SchemaChecker {
   void positive(const json& object, const std::string& p, const std::string& key) {
     if (object[key].get<int64_t>() <= 0) {
       throw ConfigError(fmt::format("{}: expected a positive integer, found {}",
-                                    e_.where(pointer_join(p, key)), object[key].dump()));
+                                    e_.where(pointer_join(p, key)), json_text(object[key])));
     }
   }
 

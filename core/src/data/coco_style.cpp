@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <opencv2/core.hpp>
 
+#include "unitrain/json_text.h"
 #include "unitrain/metrics.h"
 
 namespace unitrain::data {
@@ -25,7 +26,7 @@ const nlohmann::json& top_level_array(const nlohmann::json& root, const char* ke
 std::string record_where(const std::filesystem::path& file, const char* array, size_t index,
                          const nlohmann::json& record) {
   if (record.is_object() && record.contains("id")) {
-    return fmt::format("{}: {}[{}] (id {})", file.string(), array, index, record["id"].dump());
+    return fmt::format("{}: {}[{}] (id {})", file.string(), array, index, json_text(record["id"]));
   }
   return fmt::format("{}: {}[{}]", file.string(), array, index);
 }
@@ -144,7 +145,7 @@ void CocoStyleDataset::read_annotations(const nlohmann::json& root) {
         bad_.count("annotations_of_skipped_images");
       } else {
         bad_.report(where, "image_id", "unknown_image_id",
-                    fmt::format("no image with id {} in 'images'", image_id->dump()));
+                    fmt::format("no image with id {} in 'images'", json_text(*image_id)));
       }
       continue;
     }
@@ -159,7 +160,7 @@ void CocoStyleDataset::read_annotations(const nlohmann::json& root) {
     if (label_it == label_of.end()) {
       bad_.report(where, "category_id", "unknown_category",
                   fmt::format("category id {} is not in 'categories' ({} categories, ids {}..{})",
-                              category->dump(), category_ids_.size(), category_ids_.front(),
+                              json_text(*category), category_ids_.size(), category_ids_.front(),
                               category_ids_.back()));
       continue;
     }
@@ -170,14 +171,14 @@ void CocoStyleDataset::read_annotations(const nlohmann::json& root) {
           return v.is_number() && std::isfinite(v.template get<double>());
         })) {
       bad_.report(where, "bbox", "bad_bbox",
-                  fmt::format("expected 4 finite numbers [x, y, w, h], found {}", bbox->dump()));
+                  fmt::format("expected 4 finite numbers [x, y, w, h], found {}", json_text(*bbox)));
       continue;
     }
     const double x = (*bbox)[0].get<double>(), y = (*bbox)[1].get<double>();
     const double w = (*bbox)[2].get<double>(), h = (*bbox)[3].get<double>();
     if (w <= 0 || h <= 0) {
       bad_.report(where, "bbox", "bad_bbox",
-                  fmt::format("width and height must be > 0, found {}", bbox->dump()));
+                  fmt::format("width and height must be > 0, found {}", json_text(*bbox)));
       continue;
     }
     const double x0 = std::clamp(x, 0.0, double(image.width));
@@ -186,7 +187,7 @@ void CocoStyleDataset::read_annotations(const nlohmann::json& root) {
     const double y1 = std::clamp(y + h, 0.0, double(image.height));
     if (x1 <= x0 || y1 <= y0) {
       bad_.report(where, "bbox", "bbox_outside_image",
-                  fmt::format("{} lies outside the {}x{} image {}", bbox->dump(), image.width,
+                  fmt::format("{} lies outside the {}x{} image {}", json_text(*bbox), image.width,
                               image.height, image.id));
       continue;
     }
@@ -203,7 +204,7 @@ void CocoStyleDataset::read_annotations(const nlohmann::json& root) {
       if (!ok) {
         bad_.report(where, "attribute_ids_max16", "bad_attributes",
                     fmt::format("expected at most 16 integers in [-1, {}), found {}",
-                                options_.num_attributes, ids->dump()));
+                                options_.num_attributes, json_text(*ids)));
         continue;
       }
       attributes.resize(16, -1);

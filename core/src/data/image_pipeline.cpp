@@ -11,6 +11,7 @@
 
 #include "unitrain/data/random.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 
 namespace unitrain::data {
 namespace {
@@ -22,7 +23,7 @@ int64_t non_negative_int(const nlohmann::json& v, const std::string& where,
                          const std::string& key) {
   if (!v.is_number_integer() || v.get<int64_t>() < 0) {
     throw ConfigError(fmt::format("{}/{}: expected an integer >= 0, found {}", where, key,
-                                  v.dump()));
+                                  json_text(v)));
   }
   return v.get<int64_t>();
 }
@@ -39,7 +40,7 @@ std::vector<double> three_numbers(const nlohmann::json& v, const std::string& wh
   }
   if (!ok) {
     throw ConfigError(fmt::format("{}/{}: expected 3 numbers (R, G, B){}, found {}", where,
-                                  key, positive ? " > 0" : "", v.dump()));
+                                  key, positive ? " > 0" : "", json_text(v)));
   }
   return out;
 }
@@ -52,7 +53,7 @@ ImageTransformOptions image_transform_options_from_json(const nlohmann::json& j,
   ImageTransformOptions o = defaults;
   if (j.is_null()) return o;
   if (!j.is_object()) {
-    throw ConfigError(fmt::format("{}: expected an object, found {}", where, j.dump()));
+    throw ConfigError(fmt::format("{}: expected an object, found {}", where, json_text(j)));
   }
   for (const auto& [key, value] : j.items()) {
     if (std::find(std::begin(kImageKeys), std::end(kImageKeys), key) == std::end(kImageKeys)) {
@@ -68,7 +69,7 @@ ImageTransformOptions image_transform_options_from_json(const nlohmann::json& j,
     } else if (key == "train_min_sizes") {
       if (!value.is_array()) {
         throw ConfigError(fmt::format("{}/{}: expected an array of sizes, found {}", where,
-                                      key, value.dump()));
+                                      key, json_text(value)));
       }
       o.train_min_sizes.clear();
       for (const auto& s : value) {
@@ -81,14 +82,14 @@ ImageTransformOptions image_transform_options_from_json(const nlohmann::json& j,
     } else if (key == "hflip") {
       if (!value.is_number() || value.get<double>() < 0 || value.get<double>() > 1) {
         throw ConfigError(fmt::format("{}/hflip: expected a probability in [0, 1], found {}",
-                                      where, value.dump()));
+                                      where, json_text(value)));
       }
       o.hflip = value.get<double>();
     } else if (key == "augment") {
       if (value.is_null()) continue;
       if (!value.is_boolean()) {
         throw ConfigError(fmt::format("{}/augment: expected true, false or null, found {}",
-                                      where, value.dump()));
+                                      where, json_text(value)));
       }
       o.augment = value.get<bool>();
     } else if (key == "mean") {
@@ -250,7 +251,7 @@ WordPairs word_pairs_from_json(const nlohmann::json& j, const std::string& where
   const auto fail = [&](const std::string& what) {
     throw ConfigError(fmt::format("{}: {}; expected pairs of words such as [[\"left\", "
                                   "\"right\"]], found {}",
-                                  where, what, j.dump()));
+                                  where, what, json_text(j)));
   };
   if (!j.is_array()) fail("not an array");
   WordPairs pairs;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "unitrain/config.h"
+#include "unitrain/json_text.h"
 
 namespace unitrain::data {
 
@@ -16,7 +17,7 @@ OnBadRecord on_bad_record_from_json(const nlohmann::json& value, const std::stri
     if (s == "skip") return OnBadRecord::kSkip;
   }
   throw ConfigError(fmt::format("{}: on_bad_record must be \"error\" or \"skip\", found {}",
-                                where, value.dump()));
+                                where, json_text(value)));
 }
 
 void BadRecords::report(const std::string& where, const std::string& field,
@@ -120,11 +121,11 @@ std::string per_split(const nlohmann::json& map, const std::string& split,
   if (map.is_null()) return fallback;
   if (!map.is_object()) {
     throw ConfigError(fmt::format("{}: expected an object {{\"<split>\": \"<path>\"}}, found {}",
-                                  where, map.dump()));
+                                  where, json_text(map)));
   }
   for (const auto& [key, value] : map.items()) {
     if (!value.is_string()) {
-      throw ConfigError(fmt::format("{}/{}: expected a string, found {}", where, key, value.dump()));
+      throw ConfigError(fmt::format("{}/{}: expected a string, found {}", where, key, json_text(value)));
     }
   }
   auto it = map.find(split);
@@ -153,7 +154,7 @@ const nlohmann::json* field(const nlohmann::json& record, const std::string& key
   if (!ok) {
     bad.report(where, key, "wrong_type",
                fmt::format("expected {}, found {} {}", type, it->type_name(),
-                           it->dump().substr(0, 60)));
+                           shorten(json_text(*it), 60)));
     return nullptr;
   }
   return &*it;

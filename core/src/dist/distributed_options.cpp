@@ -5,6 +5,7 @@
 
 #include "unitrain/distributed.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 
 namespace unitrain {
 namespace {
@@ -43,7 +44,7 @@ DistributedOptions distributed_options_from_json(const json& j, const Experiment
   o.timeout_s = j.at("timeout_s").get<double>();
   if (!(o.timeout_s > 0)) {
     throw ConfigError(fmt::format("{}: expected seconds > 0, found {}", where("timeout_s"),
-                                  j.at("timeout_s").dump()));
+                                  json_text(j.at("timeout_s"))));
   }
   o.check_every = j.at("check_every").get<int64_t>();
   if (o.check_every < 0) {

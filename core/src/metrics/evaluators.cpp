@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 #include "unitrain/metrics.h"
 
 namespace unitrain {
@@ -92,13 +93,13 @@ EvaluatorOptions evaluator_options_from_json(const nlohmann::json& j, const std:
       if (!value.is_null() && !value.is_string() && !value.is_number_integer()) {
         throw ConfigError(fmt::format(
             "{}/f1_positive: expected a label name, an integer id or null, got {}", where,
-            value.dump()));
+            json_text(value)));
       }
       options.f1_positive = value;
     } else if (key == "max_detections") {
       if (!value.is_number_integer() || value.get<int64_t>() < 1) {
         throw ConfigError(fmt::format("{}/max_detections: expected an integer >= 1, got {}",
-                                      where, value.dump()));
+                                      where, json_text(value)));
       }
       options.max_detections = value.get<int64_t>();
     } else {

@@ -9,6 +9,7 @@
 
 #include "unitrain/config.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 #include "unitrain/model.h"
 
 namespace unitrain {
@@ -146,7 +147,7 @@ void save_component(const ComponentArchive& component, const fs::path& file) {
   archive.write("component", c10::IValue(component.component));
   archive.write("kind", c10::IValue(component.kind));
   archive.write("type", c10::IValue(component.type));
-  archive.write("options", c10::IValue(component.options.dump()));
+  archive.write("options", c10::IValue(json_text(component.options)));
   archive.write("state", c10::IValue(component.state));
   try {
     if (file.has_parent_path()) fs::create_directories(file.parent_path());
@@ -212,7 +213,7 @@ ComponentArchive export_component(const fs::path& checkpoint, const std::string&
 void write_model_state(torch::serialize::OutputArchive& archive, const torch::nn::Module& model,
                        const json& experiment) {
   archive.write("format", c10::IValue(std::string(kCheckpointFormat)));
-  archive.write("experiment", c10::IValue(experiment.dump()));
+  archive.write("experiment", c10::IValue(json_text(experiment)));
   archive.write("model", c10::IValue(state_dict(model)));
 }
 
@@ -230,7 +231,7 @@ void write_label_spaces(torch::serialize::OutputArchive& archive,
                  {"num_attributes", space.num_attributes}};
   }
   // Label names come from user files: invalid UTF-8 is stored replaced, never thrown.
-  archive.write("labels", c10::IValue(out.dump(-1, ' ', false, json::error_handler_t::replace)));
+  archive.write("labels", c10::IValue(json_text(out)));
 }
 
 std::map<std::string, LabelSpace> read_label_spaces(torch::serialize::InputArchive& archive,

@@ -7,6 +7,7 @@
 
 #include "unitrain/checkpoint.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 #include "unitrain/model.h"
 #include "unitrain/registry.h"
 
@@ -219,9 +220,9 @@ UnitModelImpl::UnitModelImpl(const Experiment& experiment, const ComponentFactor
     const auto where = experiment.where(pointer_join("/tasks", task) + "/objects_from");
     const json& value = spec.at("objects_from");
     if (!value.is_string() || !tasks.contains(value.get<std::string>())) {
-      const auto given = value.is_string() ? value.get<std::string>() : value.dump();
+      const auto given = value.is_string() ? value.get<std::string>() : json_text(value);
       throw ConfigError(fmt::format("{}: expected the name of another task ({}), found {}", where,
-                                    fmt::join(nearest_first(given, tasks_), ", "), value.dump()));
+                                    fmt::join(nearest_first(given, tasks_), ", "), json_text(value)));
     }
     const auto source = value.get<std::string>();
     if (source == task) {
@@ -293,15 +294,15 @@ void UnitModelImpl::load_component(const ComponentSpec& spec, const Experiment& 
     const json there = archive.options.contains(key) ? archive.options[key] : json();
     if (here != there) {
       differences.push_back(fmt::format("'{}' is {} here but {} in the file", key,
-                                        here.is_null() ? "absent" : here.dump(),
-                                        there.is_null() ? "absent" : there.dump()));
+                                        here.is_null() ? "absent" : json_text(here),
+                                        there.is_null() ? "absent" : json_text(there)));
     }
   }
   if (!differences.empty()) {
     throw CheckpointError(fmt::format(
         "{}: the options of this block differ from those that built '{}': {}; use the exported "
         "options ({})",
-        where, file.string(), fmt::join(differences, "; "), archive.options.dump()));
+        where, file.string(), fmt::join(differences, "; "), json_text(archive.options)));
   }
   load_state_dict(*component(spec.name), archive.state, fmt::format("{} ('{}')", where, file.string()));
   weights::ImportReport report;

@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 #include "unitrain/scheduler.h"
 
 namespace unitrain {
@@ -44,7 +45,7 @@ nlohmann::json TaskRng::state() const {
 
 void TaskRng::load_state(const nlohmann::json& state) {
   if (!state.is_array() || state.size() != 4) {
-    throw CheckpointError(fmt::format("task engine state: expected 4 words, found {}", state.dump()));
+    throw CheckpointError(fmt::format("task engine state: expected 4 words, found {}", json_text(state)));
   }
   for (size_t i = 0; i < 4; ++i) s_[i] = std::stoull(state[i].get<std::string>());
 }

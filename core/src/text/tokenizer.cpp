@@ -4,6 +4,7 @@
 
 #include "text/tokenizers.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 
 namespace unitrain {
 
@@ -25,7 +26,7 @@ TokenizerOptions tokenizer_options_from_json(const nlohmann::json& j, const std:
     if (!j.contains(key)) return;
     const auto& v = j.at(key);
     if (!(v.*is_type)()) {
-      throw ConfigError(where + "/" + key + ": expected " + expected + ", got " + v.dump());
+      throw ConfigError(where + "/" + key + ": expected " + expected + ", got " + json_text(v));
     }
     field = v.get<std::decay_t<decltype(field)>>();
   };

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 
 namespace unitrain::train {
 namespace {
@@ -22,8 +23,8 @@ uint64_t mix(uint64_t h, uint64_t x) {
 }
 
 std::string short_dump(const json& value) {
-  std::string text = value.dump();
-  return text.size() > 80 ? text.substr(0, 77) + "..." : text;
+  std::string text = json_text(value);
+  return shorten(text, 80);
 }
 
 }  // namespace
@@ -33,7 +34,7 @@ DataParallel::DataParallel(std::shared_ptr<ProcessGroup> group, DistributedOptio
     : group_(std::move(group)), options_(std::move(options)), task_names_(std::move(task_names)) {}
 
 void DataParallel::check_same_setup(const json& setup) {
-  const auto all = group_->all_gather_bytes(setup.dump(), "the check of the ranks' experiments");
+  const auto all = group_->all_gather_bytes(json_text(setup), "the check of the ranks' experiments");
   const json reference = json::parse(all[0]);
   for (int64_t r = 1; r < world_size(); ++r) {
     if (all[r] == all[0]) continue;

@@ -7,6 +7,7 @@
 
 #include "unitrain/adamw.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 #include "unitrain/trainer.h"
 
 namespace unitrain {
@@ -25,7 +26,7 @@ TrainingOptions training_options_from_json(const nlohmann::json& j, const Experi
   const auto& betas = j.at("adam_betas");
   if (betas.size() != 2 || !betas[0].is_number() || !betas[1].is_number()) {
     throw ConfigError(experiment.where("/training/adam_betas") + ": expected two numbers, found " +
-                      betas.dump());
+                      json_text(betas));
   }
   o.adam_beta1 = betas[0].get<double>();
   o.adam_beta2 = betas[1].get<double>();
@@ -42,7 +43,7 @@ TrainingOptions training_options_from_json(const nlohmann::json& j, const Experi
 
   auto fail = [&](const char* key, const std::string& what) {
     throw ConfigError(fmt::format("{}: {}, found {}", experiment.where(std::string("/training/") + key),
-                                  what, j.at(key).dump()));
+                                  what, json_text(j.at(key))));
   };
   if (o.max_steps < 1) fail("max_steps", "expected an integer >= 1");
   if (!(o.lr > 0)) fail("lr", "expected a learning rate > 0");

@@ -18,6 +18,7 @@
 #include "unitrain/data/loader.h"
 #include "unitrain/dataset.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 #include "unitrain/model.h"
 #include "unitrain/registry.h"
 #include "unitrain/runtime.h"
@@ -316,7 +317,7 @@ struct Trainer::Impl {
       auto s = t.loader->state();
       state["loaders"][t.name] = {{"epoch", s.epoch}, {"position", s.position}};
     }
-    archive.write(kTrainerStateKey, c10::IValue(state.dump()));
+    archive.write(kTrainerStateKey, c10::IValue(json_text(state)));
     {
       auto generator = at::detail::getDefaultCPUGenerator();
       std::lock_guard<std::mutex> lock(generator.mutex());
@@ -525,7 +526,7 @@ struct Trainer::Impl {
         evaluator.add(predictions, batch);
       }
     }
-    const std::string metrics = writer ? evaluator.compute().dump() : std::string();
+    const std::string metrics = writer ? json_text(evaluator.compute()) : std::string();
     return json::parse(parallel->share_from_rank0(
         metrics, fmt::format("the metrics of task '{}'", t.name)));
   }
@@ -533,7 +534,7 @@ struct Trainer::Impl {
   // --- training ----------------------------------------------------------------------
 
   void log_json(const json& line) {
-    if (metrics.is_open()) metrics << line.dump() << "\n" << std::flush;
+    if (metrics.is_open()) metrics << json_text(line) << "\n" << std::flush;
   }
 
   EvalResult train() {
@@ -552,7 +553,7 @@ struct Trainer::Impl {
     }
     if (writer) {
       train::write_text_durably(config.run_dir / train::kResolvedExperimentFile,
-                                experiment.json.dump(2) + "\n");
+                                json_text(experiment.json, 2) + "\n");
       metrics.open(config.run_dir / train::kMetricsFile, std::ios::app);
     }
     start_loaders(starts);
@@ -667,9 +668,9 @@ struct Trainer::Impl {
     last_eval = evaluate("", options.eval_max_batches);
     log_json({{"step", step}, {"eval", last_eval}});
     if (writer) {
-      train::write_text_durably(config.run_dir / train::kEvalFile, last_eval.dump(2) + "\n");
+      train::write_text_durably(config.run_dir / train::kEvalFile, json_text(last_eval, 2) + "\n");
       train::write_text_durably(config.run_dir / train::kThroughputFile,
-                                throughput().dump(2) + "\n");
+                                json_text(throughput(), 2) + "\n");
     }
     return last_eval;
   }

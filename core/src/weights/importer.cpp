@@ -8,6 +8,7 @@
 
 #include "unitrain/config.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 
 namespace unitrain::weights {
 
@@ -57,7 +58,7 @@ InitFrom init_from_json(const json& value, const std::string& where) {
   if (!value.is_object()) {
     throw ConfigError(fmt::format("{}: expected a file name or {{\"file\", \"format\", \"strict\", "
                                   "\"skip\", \"tasks\"}}, found {}",
-                                  where, value.dump()));
+                                  where, json_text(value)));
   }
   static const std::vector<std::string> keys = {"file", "format", "strict", "skip", "tasks"};
   for (const auto& [key, v] : value.items()) {
@@ -72,18 +73,18 @@ InitFrom init_from_json(const json& value, const std::string& where) {
   init.file = value["file"].get<std::string>();
   if (value.contains("format")) {
     const auto& f = value["format"];
-    const auto given = f.is_string() ? f.get<std::string>() : f.dump();
+    const auto given = f.is_string() ? f.get<std::string>() : json_text(f);
     const auto& formats = known_formats();
     if (!f.is_string() || std::find(formats.begin(), formats.end(), given) == formats.end()) {
       throw ConfigError(fmt::format("{}/format: unknown format {}; expected one of {}", where,
-                                    f.dump(), fmt::join(nearest_first(given, formats), ", ")));
+                                    json_text(f), fmt::join(nearest_first(given, formats), ", ")));
     }
     init.format = given;
   }
   if (value.contains("strict")) {
     if (!value["strict"].is_boolean()) {
       throw ConfigError(fmt::format("{}/strict: expected true or false, found {}", where,
-                                    value["strict"].dump()));
+                                    json_text(value["strict"])));
     }
     init.strict = value["strict"].get<bool>();
   }
@@ -91,7 +92,7 @@ InitFrom init_from_json(const json& value, const std::string& where) {
     const auto& s = value["skip"];
     if (!s.is_array() || std::any_of(s.begin(), s.end(), [](const json& g) { return !g.is_string(); })) {
       throw ConfigError(fmt::format("{}/skip: expected a list of name globs (\"fc.*\"), found {}",
-                                    where, s.dump()));
+                                    where, json_text(s)));
     }
     for (const auto& g : s) init.skip.push_back(g.get<std::string>());
   }
@@ -100,7 +101,7 @@ InitFrom init_from_json(const json& value, const std::string& where) {
     if (!t.is_object()) {
       throw ConfigError(fmt::format("{}/tasks: expected {{\"our task\": \"file's name\" or "
                                     "{{\"name\": ..., \"index\": ...}}}}, found {}",
-                                    where, t.dump()));
+                                    where, json_text(t)));
     }
     init.tasks = t;
   }
@@ -178,7 +179,7 @@ void fill_task_names(const InitFrom& init, const std::vector<std::string>& tasks
     } else {
       throw ConfigError(fmt::format("{}: expected the file's name for the task (a string) or "
                                     "{{\"name\": string, \"index\": integer}}, found {}",
-                                    at, value.dump()));
+                                    at, json_text(value)));
     }
   }
 }
@@ -264,7 +265,7 @@ void check_strict(const ImportReport& report, const TensorFile& file, const std:
   if (file.tensors.empty()) {
     std::vector<std::string> values;
     for (const auto& [name, value] : file.values.items()) {
-      values.push_back(fmt::format("{} = {}", name.empty() ? "(the whole file)" : name, value.dump()));
+      values.push_back(fmt::format("{} = {}", name.empty() ? "(the whole file)" : name, json_text(value)));
     }
     throw CheckpointError(fmt::format(
         "{}: '{}' ({}) holds no tensor: it is not a state dict (names to tensors){}{}", where,

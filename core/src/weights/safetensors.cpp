@@ -12,6 +12,7 @@
 
 #include "readers.h"
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 
 namespace unitrain::weights {
 namespace {
@@ -47,7 +48,7 @@ Entry parse_entry(const std::string& where, const std::string& name, const order
   };
   if (!info.is_object())
     fail(fmt::format("expected an object with dtype, shape and data_offsets, found {}",
-                     info.dump()));
+                     json_text(info)));
   for (const auto& [key, value] : info.items()) {
     if (key != "dtype" && key != "shape" && key != "data_offsets") {
       fail(fmt::format("unknown key '{}'; valid keys: dtype, shape, data_offsets", key));
@@ -63,7 +64,7 @@ Entry parse_entry(const std::string& where, const std::string& name, const order
     if (dtype.is_string() && dtype.get<std::string>() == d.name) e.dtype = &d;
   }
   if (e.dtype == nullptr)
-    fail(fmt::format("unknown dtype {}; valid dtypes: {}", dtype.dump(), kDtypeList));
+    fail(fmt::format("unknown dtype {}; valid dtypes: {}", json_text(dtype), kDtypeList));
   const ordered_json& shape = info["shape"];
   bool shape_ok = shape.is_array();
   for (const auto& d : shape) {
@@ -72,12 +73,12 @@ Entry parse_entry(const std::string& where, const std::string& name, const order
     if (shape_ok) e.shape.push_back(d.get<int64_t>());
   }
   if (!shape_ok)
-    fail(fmt::format("shape must be a list of non-negative integers, found {}", shape.dump()));
+    fail(fmt::format("shape must be a list of non-negative integers, found {}", json_text(shape)));
   const ordered_json& offsets = info["data_offsets"];
   if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
       !offsets[1].is_number_unsigned() || offsets[0].get<uint64_t>() > offsets[1].get<uint64_t>()) {
     fail(fmt::format("data_offsets must be [begin, end] with 0 <= begin <= end, found {}",
-                     offsets.dump()));
+                     json_text(offsets)));
   }
   e.begin = offsets[0].get<uint64_t>();
   e.end = offsets[1].get<uint64_t>();
@@ -182,7 +183,7 @@ TensorFile read_safetensors(const fs::path& file) {
     for (const auto& [key, value] : info.items()) {
       if (!value.is_string()) {
         throw CheckpointError(fmt::format("{}: __metadata__ '{}' is {}, expected a string", where,
-                                          key, value.dump()));
+                                          key, json_text(value)));
       }
       out.values[key] = value.get<std::string>();
     }
@@ -234,7 +235,7 @@ void write_safetensors(const fs::path& file,
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
-  std::string text = header.dump();
+  std::string text = json_text(header);
   text.append((8 - text.size() % 8) % 8, ' ');  // the buffer starts 8-byte aligned
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
   char prefix[8];

@@ -11,6 +11,7 @@
 #include <opencv2/core.hpp>
 
 #include "answer_normalization.h"
+#include "unitrain/json_text.h"
 #include "unitrain/metrics.h"
 
 namespace unitrain::vqa {
@@ -163,7 +164,7 @@ Vqa2Dataset::Vqa2Dataset(Vqa2Options options)
       if (!a_image) continue;
       if (a_image->get<int64_t>() != record.image_id) {
         bad_.report(awhere, "image_id", "image_id_mismatch",
-                    fmt::format("{} but the question says {}", a_image->dump(), record.image_id));
+                    fmt::format("{} but the question says {}", json_text(*a_image), record.image_id));
         continue;
       }
       const auto* answers = field(a, "answers", "array", awhere, bad_);

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "unitrain/config.h"
+#include "unitrain/json_text.h"
 #include "unitrain/plugin.h"
 #include "vqa2_dataset.h"
 #include "vqa2_plugin.h"
@@ -95,7 +96,7 @@ Vqa2Options vqa2_options_from_json(const nlohmann::json& j, const std::string& w
     for (const auto& split : j.at("answer_vocab_splits")) {
       if (!split.is_string()) {
         throw ConfigError(fmt::format("{}/answer_vocab_splits: expected split names, found {}",
-                                      where, split.dump()));
+                                      where, json_text(split)));
       }
       const std::string file = annotations_file(j, split.get<std::string>(), where);
       if (file.empty()) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 #include "unitrain/options.h"
 #include "unitrain/plugin.h"
 #include "unitrain_unit_decoder_readme.h"  // kReadme, generated from README.md
@@ -26,12 +27,12 @@ UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
     const std::string at = key_path(where, "borrow_queries");
     if (!b.is_object()) {
       throw ConfigError(at + ": expected an object {\"task\": \"task whose queries it borrows\"}, "
-                        "found " + b.dump());
+                        "found " + json_text(b));
     }
     for (const auto& [task, other] : b.items()) {
       if (!other.is_string() || other.get<std::string>().empty()) {
         throw ConfigError(at + "/" + task + ": expected the name of another task, found " +
-                          other.dump());
+                          json_text(other));
       }
       if (other.get<std::string>() == task) {
         throw ConfigError(at + "/" + task + ": a task cannot borrow its own queries");
