@@ -15,6 +15,7 @@
 
 #include "unitrain/data/random.h"
 #include "test_util.h"
+#include "unitrain/data/records.h"
 #include "unitrain/errors.h"
 
 namespace unitrain::data {
@@ -162,6 +163,110 @@ TEST(DataLoader, WorkerExceptionsReachTheConsumerAsDataError) {
     // The loader stays failed rather than skipping the batch.
     EXPECT_THROW(loader.next(), DataError);
   }
+}
+
+// Records in `bad` fail to decode as a dataset under `on_bad_record` reports them; the
+// others are CountingDataset's. Counts the reads of each record.
+class BadImagesDataset : public CountingDataset {
+ public:
+  BadImagesDataset(int64_t n, std::set<int64_t> bad, bool skip)
+      : CountingDataset(n), bad_(std::move(bad)), skip_(skip), reads_(n) {}
+  Sample get(int64_t index, uint64_t seed) const override {
+    ++reads_[index];
+    if (bad_.count(index)) {
+      throw BadRecordError("images/" + std::to_string(index) + ".jpg: cannot decode image file",
+                           "corrupt_image", skip_);
+    }
+    return CountingDataset::get(index, seed);
+  }
+  int64_t reads(int64_t index) const { return reads_[index]; }
+
+ private:
+  std::set<int64_t> bad_;
+  bool skip_;
+  mutable std::vector<std::atomic<int64_t>> reads_;
+};
+
+std::vector<int64_t> labels_of(const std::vector<Batch>& batches) {
+  std::vector<int64_t> labels;
+  for (const auto& b : batches) {
+    for (int64_t i = 0; i < b.size; ++i) labels.push_back(b.labels[i].item<int64_t>());
+  }
+  return labels;
+}
+
+TEST(DataLoader, TrainingReplacesARecordFoundBadByTheNextReadableOne) {
+  // Records 3 and 4 are bad: both are replaced by 5, the first readable one after them;
+  // record 9's replacement wraps around to 0.
+  auto dataset = std::make_shared<BadImagesDataset>(10, std::set<int64_t>{3, 4, 9}, true);
+  auto o = options(0);
+  o.shuffle = false;
+  o.batch_size = 5;
+  DataLoader loader(dataset, o);
+  const auto batches = take(loader, 4);  // two epochs
+  EXPECT_EQ(labels_of(batches),
+            (std::vector<int64_t>{0, 1, 2, 5, 5, 5, 6, 7, 8, 0, 0, 1, 2, 5, 5, 5, 6, 7, 8, 0}));
+  for (const auto& b : batches) EXPECT_EQ(b.size, 5);
+  // Each bad record is counted and reported once, and not decoded again.
+  EXPECT_EQ(loader.skipped(), (nlohmann::json{{"corrupt_image", 3}}));
+  const auto skips = loader.take_new_skips();
+  ASSERT_EQ(skips.size(), 3u);
+  EXPECT_EQ(skips[0].index, 3);
+  EXPECT_EQ(skips[0].reason, "corrupt_image");
+  EXPECT_EQ(skips[0].message, "images/3.jpg: cannot decode image file");
+  EXPECT_TRUE(loader.take_new_skips().empty());
+  for (int64_t bad : {3, 4, 9}) EXPECT_EQ(dataset->reads(bad), 1) << bad;
+
+  // The replacement does not depend on the number of workers, nor on where a run
+  // resumes (shuffled epochs included).
+  auto shuffled = options(0);
+  DataLoader reference(dataset, shuffled);
+  const auto expected = take(reference, 12);
+  for (int64_t workers : {1, 3}) {
+    DataLoader other(dataset, options(workers));
+    expect_same(expected, take(other, 12));
+  }
+  DataLoader probe(dataset, shuffled);
+  take(probe, 5);
+  DataLoader resumed(dataset, options(2), probe.state());
+  expect_same({expected.begin() + 5, expected.end()}, take(resumed, 7));
+  for (const auto& label : labels_of(expected)) EXPECT_FALSE(label == 3 || label == 4 || label == 9);
+}
+
+TEST(DataLoader, EvaluationLeavesABadRecordOut) {
+  // Records 4-7 are the whole second batch: that batch is left out, not delivered empty.
+  for (int64_t workers : {0, 2}) {
+    auto dataset = std::make_shared<BadImagesDataset>(10, std::set<int64_t>{1, 4, 5, 6, 7}, true);
+    auto o = options(workers);
+    o.shuffle = false;
+    o.infinite = false;
+    DataLoader loader(dataset, o);
+    std::vector<Batch> batches;
+    while (auto batch = loader.next()) batches.push_back(std::move(*batch));
+    EXPECT_EQ(labels_of(batches), (std::vector<int64_t>{0, 2, 3, 8, 9})) << workers;
+    EXPECT_EQ(batches.size(), 2u);
+    EXPECT_EQ(loader.skipped(), (nlohmann::json{{"corrupt_image", 5}}));
+  }
+}
+
+TEST(DataLoader, BadRecordUnderTheErrorPolicyStopsWithTheDatasetsMessage) {
+  auto dataset = std::make_shared<BadImagesDataset>(10, std::set<int64_t>{2}, false);
+  auto o = options(1);
+  o.shuffle = false;
+  DataLoader loader(dataset, o);
+  const std::string message = test::error_of<DataError>([&] { loader.next(); });
+  EXPECT_EQ(message, "task 'toy', epoch 0, record 2: images/2.jpg: cannot decode image file");
+  EXPECT_EQ(loader.skipped(), nlohmann::json::object());
+}
+
+TEST(DataLoader, EveryRecordBadIsAnErrorNotALoop) {
+  auto dataset = std::make_shared<BadImagesDataset>(3, std::set<int64_t>{0, 1, 2}, true);
+  DataLoader loader(dataset, options(0));
+  const std::string message = test::error_of<DataError>([&] { loader.next(); });
+  EXPECT_NE(message.find("every one of the 3 records was left out as unreadable"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("images/"), std::string::npos) << message;
 }
 
 TEST(DataLoader, ShutsDownWithAFullQueue) {

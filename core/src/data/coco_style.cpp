@@ -223,11 +223,12 @@ Sample CocoStyleDataset::get(int64_t index, uint64_t seed) const {
   const std::string where =
       fmt::format("{}: image id {}", options_.annotations.string(), image.id);
   const auto path = resolve_image_path(options_.images, image.file_name, where);
-  const cv::Mat rgb = decode_image(path);
+  const cv::Mat rgb = decode_image(path, where, bad_);
   if (rgb.rows != image.height || rgb.cols != image.width) {
-    throw DataError(fmt::format(
-        "{}: image file '{}' is {}x{} (width x height) but the annotations say {}x{}", where,
-        path.string(), rgb.cols, rgb.rows, image.width, image.height));
+    bad_.at_read(where, "image_size_mismatch",
+                 fmt::format("image file '{}' is {}x{} (width x height) but the annotations "
+                             "say {}x{}",
+                             path.string(), rgb.cols, rgb.rows, image.width, image.height));
   }
   const auto n = static_cast<int64_t>(image.classes.size());
   const auto boxes = torch::from_blob(const_cast<float*>(image.boxes.data()), {n, 4},

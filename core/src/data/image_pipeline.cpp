@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 
 #include <fmt/format.h>
 #include <opencv2/core.hpp>
@@ -125,18 +127,69 @@ std::filesystem::path resolve_image_path(const std::filesystem::path& root,
   return root / std::filesystem::path(relative).lexically_normal();
 }
 
-cv::Mat decode_image(const std::filesystem::path& file) {
+namespace {
+
+// True when a JPEG's data ends with its end-of-image marker (FF D9), allowing for the
+// padding or trailing records some writers append. Inside entropy-coded data an FF is
+// always followed by 00 or a restart marker, so FF D9 near the end is the real marker.
+bool jpeg_has_end_marker(const std::vector<uchar>& bytes) {
+  const size_t tail = std::min<size_t>(bytes.size(), 4096);
+  for (size_t i = bytes.size() - tail; i + 1 < bytes.size(); ++i) {
+    if (bytes[i] == 0xFF && bytes[i + 1] == 0xD9) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+cv::Mat try_decode_image(const std::filesystem::path& file, ImageProblem* problem) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) {
-    throw DataError(fmt::format("image file '{}' does not exist", file.string()));
+    *problem = {"missing_image", fmt::format("image file '{}' does not exist", file.string())};
+    return {};
   }
-  cv::Mat bgr = cv::imread(file.string(), cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  std::vector<uchar> bytes;
+  {
+    std::ifstream in(file, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!in && !in.eof()) {
+      *problem = {"corrupt_image", fmt::format("cannot read image file '{}'", file.string())};
+      return {};
+    }
+  }
+  const bool jpeg = bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+  if (jpeg && !jpeg_has_end_marker(bytes)) {
+    *problem = {"truncated_image",
+                fmt::format("image file '{}' is a truncated JPEG ({} bytes, no end-of-image "
+                            "marker)",
+                            file.string(), bytes.size())};
+    return {};
+  }
+  cv::Mat bgr;
+  if (!bytes.empty()) bgr = cv::imdecode(bytes, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
   if (bgr.empty()) {
-    throw DataError(fmt::format("cannot decode image file '{}' (corrupt or not an image)",
-                                file.string()));
+    *problem = {"corrupt_image", fmt::format("cannot decode image file '{}' (corrupt or not an "
+                                             "image)",
+                                             file.string())};
+    return {};
   }
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return rgb;
+}
+
+cv::Mat decode_image(const std::filesystem::path& file) {
+  ImageProblem problem;
+  cv::Mat rgb = try_decode_image(file, &problem);
+  if (rgb.empty()) throw DataError(problem.message);
+  return rgb;
+}
+
+cv::Mat decode_image(const std::filesystem::path& file, const std::string& where,
+                     const BadRecords& bad) {
+  ImageProblem problem;
+  cv::Mat rgb = try_decode_image(file, &problem);
+  if (rgb.empty()) bad.at_read(where, problem.reason, problem.message);
   return rgb;
 }
 

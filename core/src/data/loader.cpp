@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "unitrain/data/random.h"
+#include "unitrain/data/records.h"
 #include "unitrain/errors.h"
 
 namespace unitrain::data {
@@ -137,6 +138,34 @@ std::optional<DataLoader::Work> DataLoader::claim_locked() {
   return work;
 }
 
+std::optional<Sample> DataLoader::read(int64_t epoch, int64_t index) const {
+  {
+    std::lock_guard<std::mutex> lock(skipped_mutex_);
+    if (skipped_.count(index)) return std::nullopt;
+  }
+  try {
+    return dataset_->get(index, sample_seed(epoch, index));
+  } catch (const BadRecordError& e) {
+    if (!e.skip()) throw;
+    std::lock_guard<std::mutex> lock(skipped_mutex_);
+    if (skipped_.emplace(index, SkippedRecord{index, e.reason(), e.what()}).second) {
+      new_skips_.push_back(skipped_.at(index));
+    }
+    return std::nullopt;
+  }
+}
+
+Sample DataLoader::read_or_substitute(int64_t epoch, int64_t index) const {
+  for (int64_t k = 0; k < size_; ++k) {
+    if (auto sample = read(epoch, (index + k) % size_)) return std::move(*sample);
+  }
+  std::lock_guard<std::mutex> lock(skipped_mutex_);
+  throw DataError(fmt::format(
+      "every one of the {} records was left out as unreadable (on_bad_record \"skip\"; "
+      "first: {}); check the dataset's image folder",
+      size_, skipped_.begin()->second.message));
+}
+
 DataLoader::Result DataLoader::produce(const Work& work) const {
   Result result;
   int64_t current = -1;
@@ -144,9 +173,14 @@ DataLoader::Result DataLoader::produce(const Work& work) const {
     std::vector<Sample> samples;
     for (int64_t index : batch_indices(work.epoch, work.batch)) {
       current = index;
-      samples.push_back(dataset_->get(index, sample_seed(work.epoch, index)));
+      if (options_.infinite) {
+        samples.push_back(read_or_substitute(work.epoch, index));
+      } else if (auto sample = read(work.epoch, index)) {
+        samples.push_back(std::move(*sample));
+      }
     }
     current = -1;
+    if (samples.empty()) return result;  // an evaluation batch whose records were all left out
     Batch batch = collate(samples, options_.task);
     if (options_.device.is_cuda()) batch = batch.pin_memory();
     result.batch = std::move(batch);
@@ -183,33 +217,54 @@ void DataLoader::worker_loop() {
 
 std::optional<Batch> DataLoader::next() {
   Result result;
-  {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (failure_) std::rethrow_exception(failure_);
-    if (workers_.empty()) {
-      // Loading in the calling thread: claim and produce right here.
-      auto work = claim_locked();
-      if (!work) return std::nullopt;
-      lock.unlock();
-      result = produce(*work);
-      lock.lock();
-    } else {
-      const int64_t first = start_.position / global_batch_;
-      if (!options_.infinite && next_deliver_ >= own_batches_per_epoch() - first) return std::nullopt;
-      result_ready_.wait(lock, [&] { return results_.count(next_deliver_) > 0; });
-      auto node = results_.extract(next_deliver_);
-      result = std::move(node.mapped());
+  while (!result.batch) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (failure_) std::rethrow_exception(failure_);
+      if (workers_.empty()) {
+        // Loading in the calling thread: claim and produce right here.
+        auto work = claim_locked();
+        if (!work) return std::nullopt;
+        lock.unlock();
+        result = produce(*work);
+        lock.lock();
+      } else {
+        const int64_t first = start_.position / global_batch_;
+        if (!options_.infinite && next_deliver_ >= own_batches_per_epoch() - first) {
+          return std::nullopt;
+        }
+        result_ready_.wait(lock, [&] { return results_.count(next_deliver_) > 0; });
+        auto node = results_.extract(next_deliver_);
+        result = std::move(node.mapped());
+      }
+      ++next_deliver_;
+      if (result.error) {
+        failure_ = result.error;
+        stopping_ = true;
+      }
     }
-    ++next_deliver_;
-    if (result.error) {
-      failure_ = result.error;
-      stopping_ = true;
-    }
+    work_ready_.notify_all();
+    if (result.error) std::rethrow_exception(result.error);
+    // No batch and no error: every record of an evaluation batch was left out.
   }
-  work_ready_.notify_all();
-  if (result.error) std::rethrow_exception(result.error);
   if (options_.device.is_cpu()) return std::move(result.batch);
   return result.batch->to(options_.device, /*non_blocking=*/options_.device.is_cuda());
+}
+
+nlohmann::json DataLoader::skipped() const {
+  std::lock_guard<std::mutex> lock(skipped_mutex_);
+  nlohmann::json counts = nlohmann::json::object();
+  for (const auto& [index, record] : skipped_) {
+    counts[record.reason] = counts.value(record.reason, int64_t{0}) + 1;
+  }
+  return counts;
+}
+
+std::vector<SkippedRecord> DataLoader::take_new_skips() {
+  std::lock_guard<std::mutex> lock(skipped_mutex_);
+  std::vector<SkippedRecord> out;
+  out.swap(new_skips_);
+  return out;
 }
 
 LoaderState DataLoader::state() const {

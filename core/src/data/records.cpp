@@ -30,6 +30,17 @@ void BadRecords::report(const std::string& where, const std::string& field,
   ++counts_[reason];
 }
 
+void BadRecords::at_read(const std::string& where, const std::string& reason,
+                         const std::string& message) const {
+  if (policy_ == OnBadRecord::kError) {
+    throw BadRecordError(
+        fmt::format("{}: {} (set \"on_bad_record\": \"skip\" to leave such records out)",
+                    where, message),
+        reason, /*skip=*/false);
+  }
+  throw BadRecordError(fmt::format("{}: {}", where, message), reason, /*skip=*/true);
+}
+
 void BadRecords::count(const std::string& reason, int64_t n) { counts_[reason] += n; }
 
 nlohmann::json BadRecords::counts() const {

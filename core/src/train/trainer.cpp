@@ -487,6 +487,7 @@ struct Trainer::Impl {
       data::DataLoader loader(dataset, loader_options(t, false));
       if (parallel) {
         result[t.name] = evaluate_sharded(t, loader, *evaluator, max_batches);
+        report_skips(t, loader, split);
         continue;
       }
       int64_t batches = 0;
@@ -496,6 +497,7 @@ struct Trainer::Impl {
         if (max_batches > 0 && ++batches >= max_batches) break;
       }
       result[t.name] = evaluator->compute();
+      report_skips(t, loader, split);
     }
     model->train();
     return result;
@@ -529,6 +531,26 @@ struct Trainer::Impl {
     const std::string metrics = writer ? json_text(evaluator.compute()) : std::string();
     return json::parse(parallel->share_from_rank0(
         metrics, fmt::format("the metrics of task '{}'", t.name)));
+  }
+
+  // --- records left out at read time ---------------------------------------------------
+
+  // Says once, on stderr and in metrics.jsonl, which records a loader has left out since
+  // the last call (a corrupt image under on_bad_record "skip"), so that a run that goes
+  // on without them says so.
+  void report_skips(const TaskData& t, data::DataLoader& loader, const std::string& split) {
+    const bool training = &loader == t.loader.get();
+    for (const auto& skip : loader.take_new_skips()) {
+      std::cerr << fmt::format(
+          "{}{}warning: task '{}', split '{}': record {} left out ({}): {}{}\n",
+          config.console && isatty(STDERR_FILENO) ? "\r\033[K" : "",
+          parallel ? fmt::format("rank {}: ", parallel->rank()) : "", t.name, split, skip.index,
+          skip.reason, skip.message,
+          training ? "; the next readable record takes its place" : "; not evaluated");
+      log_json({{"step", step},
+                {"skipped", {{"task", t.name}, {"split", split}, {"index", skip.index},
+                             {"reason", skip.reason}, {"message", skip.message}}}});
+    }
   }
 
   // --- training ----------------------------------------------------------------------
@@ -595,6 +617,9 @@ struct Trainer::Impl {
         TaskData& t = tasks[task_index];
         std::optional<Batch> batch =
             config.batch_source ? std::optional<Batch>(config.batch_source(t.name)) : t.loader->next();
+        if (!config.batch_source) {
+          report_skips(t, *t.loader, t.spec.at("train_split").get<std::string>());
+        }
         if (parallel) parallel->attach(*batch);
         lap(t, &TaskData::data_s);
         auto out = model->forward(t.name, *batch, /*with_loss=*/true);

@@ -141,7 +141,7 @@ Sample SnliVeDataset::get(int64_t index, uint64_t seed) const {
   Sample s;
   s.source = fmt::format("{}:{}", options_.file.string(), r.line);
   const auto path = data::resolve_image_path(options_.images, r.image, s.source);
-  const cv::Mat rgb = data::decode_image(path);
+  const cv::Mat rgb = data::decode_image(path, s.source, bad_);
   auto transformed = transform_.apply(rgb, torch::Tensor(), seed);
   s.image = std::move(transformed.image);
   s.image_id = r.image_id;

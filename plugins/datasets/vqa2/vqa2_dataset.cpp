@@ -214,7 +214,7 @@ Sample Vqa2Dataset::get(int64_t index, uint64_t seed) const {
   const Record& r = records_[index];
   Sample s;
   s.source = fmt::format("{}: question_id {}", options_.questions.string(), r.question_id);
-  const cv::Mat rgb = data::decode_image(image_path(r.image_id));
+  const cv::Mat rgb = data::decode_image(image_path(r.image_id), s.source, bad_);
   auto transformed = transform_.apply(rgb, torch::Tensor(), seed);
   s.image = std::move(transformed.image);
   const bool flipped = transformed.flipped;

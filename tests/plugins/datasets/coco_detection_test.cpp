@@ -151,6 +151,51 @@ TEST(CocoDetection, CorruptOrResizedImageFailsAtDecodeWithThePath) {
       << message;
 }
 
+// An image that breaks after the split was opened is a BadRecordError carrying the
+// policy and the reason, so the loader can leave it out under "skip".
+TEST(CocoDetection, ImageBrokenAfterOpeningIsABadRecordAtReadTime) {
+  for (auto policy : {data::OnBadRecord::kError, data::OnBadRecord::kSkip}) {
+    CocoFiles files(instances(), policy);
+    data::CocoStyleDataset ds(files.options);
+    const auto jpeg = files.dir / "images/a.jpg";
+    const std::string bytes = test::read_file(jpeg);
+    struct Case {
+      std::string content, reason, message;
+    };
+    const std::vector<Case> cases = {
+        {bytes.substr(0, bytes.size() / 2), "truncated_image", "is a truncated JPEG"},
+        {"not a jpeg", "corrupt_image", "cannot decode image file"},
+        {"", "corrupt_image", "cannot decode image file"}};
+    for (const auto& c : cases) {
+      write_file(jpeg, c.content);
+      try {
+        ds.get(0, 0);
+        ADD_FAILURE() << "expected a BadRecordError for " << c.reason;
+      } catch (const data::BadRecordError& e) {
+        const std::string message = e.what();
+        EXPECT_EQ(e.reason(), c.reason);
+        EXPECT_EQ(e.skip(), policy == data::OnBadRecord::kSkip);
+        EXPECT_NE(message.find(files.file() + ": image id 10: "), std::string::npos) << message;
+        EXPECT_NE(message.find(c.message), std::string::npos) << message;
+        EXPECT_NE(message.find(jpeg.string()), std::string::npos) << message;
+        EXPECT_EQ(message.find("on_bad_record") != std::string::npos,
+                  policy == data::OnBadRecord::kError)
+            << message;
+      }
+    }
+    std::filesystem::remove(jpeg);
+    try {
+      ds.get(0, 0);
+      ADD_FAILURE() << "expected a BadRecordError for a removed image";
+    } catch (const data::BadRecordError& e) {
+      EXPECT_EQ(e.reason(), "missing_image");
+    }
+    // A JPEG with bytes after its end-of-image marker is still whole.
+    write_file(jpeg, bytes + std::string(100, '\0'));
+    EXPECT_EQ(ds.get(0, 0).image.size(2), 40);
+  }
+}
+
 TEST(CocoDetection, SkipModeCountsEachReason) {
   auto j = instances();
   j["annotations"][0]["category_id"] = 7;                 // unknown_category

@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "unitrain/data/records.h"
+
 namespace cv {
 class Mat;
 }
@@ -62,10 +64,28 @@ std::filesystem::path resolve_image_path(const std::filesystem::path& root,
 // normalization: the test resolve_image_path applies, without throwing.
 bool image_path_escapes(const std::string& relative);
 
-// Decodes an image file as 8-bit RGB. DataError naming the path when the file is
-// missing or cannot be decoded. EXIF orientation is ignored, as annotation sizes
-// (COCO's width/height) describe the stored pixels.
+// Why an image file cannot be used: `reason` is "missing_image", "truncated_image" or
+// "corrupt_image"; `message` names the path.
+struct ImageProblem {
+  std::string reason;
+  std::string message;
+};
+
+// Decodes an image file as 8-bit RGB; an empty Mat, with `*problem` filled in, when the
+// file is missing, cannot be decoded, or is a JPEG cut short. NOTE: libjpeg decodes a
+// truncated JPEG with a warning and grey rows where the data ran out, so such a file
+// is recognised by its missing end-of-image marker (PIL refuses it likewise, "image
+// file is truncated"). EXIF orientation is ignored, as annotation sizes (COCO's
+// width/height) describe the stored pixels.
+cv::Mat try_decode_image(const std::filesystem::path& file, ImageProblem* problem);
+
+// try_decode_image, with a DataError carrying the problem's message.
 cv::Mat decode_image(const std::filesystem::path& file);
+
+// try_decode_image for a dataset record: a problem goes through the dataset's bad-record
+// policy (BadRecords::at_read, so a BadRecordError "<where>: <message>").
+cv::Mat decode_image(const std::filesystem::path& file, const std::string& where,
+                     const BadRecords& bad);
 
 // Output size (h, w) for an input of (height, width): DETR's rule — shorter side to
 // `min_size`, shrunk so the longer side is at most `max_size`.

@@ -71,6 +71,14 @@ struct LoaderState {
   int64_t position = 0;
 };
 
+// A record the dataset found bad when it was read (BadRecordError under "on_bad_record":
+// "skip"): the loader leaves it out from then on (see BadRecordError for how).
+struct SkippedRecord {
+  int64_t index = 0;    // dataset index
+  std::string reason;   // "corrupt_image", "truncated_image", ...
+  std::string message;  // the dataset's message, naming the file
+};
+
 class DataLoader {
  public:
   // Starts the workers at `start` (a state saved by state()). ConfigError on invalid
@@ -86,6 +94,13 @@ class DataLoader {
   // failure as DataError (the loader then stays failed). nullopt at the end of the
   // epoch when not infinite.
   std::optional<Batch> next();
+
+  // Records left out at read time so far, by reason ({"corrupt_image": 2}); each record
+  // counts once however often it was drawn.
+  nlohmann::json skipped() const;
+  // The records left out since the previous call, in the order they were found (the
+  // trainer prints them once).
+  std::vector<SkippedRecord> take_new_skips();
 
   // The position after the last batch next() returned.
   LoaderState state() const;
@@ -111,7 +126,14 @@ class DataLoader {
   };
 
   std::optional<Work> claim_locked();  // next work item, if any and the queue has room
+  // An empty batch (no error) when every record of an evaluation batch was left out.
   Result produce(const Work& work) const;
+  // Sample `index` of `epoch`, or nullopt when the dataset finds it bad under "skip"
+  // (then remembered, so it is not decoded again). Other errors propagate.
+  std::optional<Sample> read(int64_t epoch, int64_t index) const;
+  // Training: the sample for position `index`, else the next readable record after it
+  // (index + 1, + 2, ... modulo the size). DataError when none is readable.
+  Sample read_or_substitute(int64_t epoch, int64_t index) const;
   void worker_loop();
   void start_workers(int64_t count);  // DataError (after stopping the started ones)
   void stop_workers();                // stops and joins them
@@ -139,6 +161,9 @@ class DataLoader {
   mutable std::mutex permutation_mutex_;
   mutable std::map<int64_t, std::shared_ptr<const std::vector<int64_t>>> permutations_;
   std::vector<std::thread> workers_;
+  mutable std::mutex skipped_mutex_;
+  mutable std::map<int64_t, SkippedRecord> skipped_;  // by dataset index
+  mutable std::vector<SkippedRecord> new_skips_;
 };
 
 }  // namespace unitrain::data

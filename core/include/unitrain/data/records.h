@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +29,26 @@ enum class OnBadRecord {
 // Parses "error" | "skip"; `where` prefixes the ConfigError ("file.json:/pointer").
 OnBadRecord on_bad_record_from_json(const nlohmann::json& value, const std::string& where);
 
+// A record that turns out bad when it is read (a corrupt, truncated or missing image),
+// long after the split was opened. Thrown by Dataset::get() through BadRecords::at_read;
+// the loader then applies the policy the dataset was given: under "skip" it leaves the
+// record out (training: takes the next readable record of the split instead, so
+// batches stay full and the choice is the same on every run and resume; evaluation:
+// drops it from the batch) and counts it by `reason()`; under "error" the run stops
+// with this message, which names the file.
+class BadRecordError : public DataError {
+ public:
+  BadRecordError(const std::string& message, std::string reason, bool skip)
+      : DataError(message), reason_(std::move(reason)), skip_(skip) {}
+  const std::string& reason() const { return reason_; }
+  // True under "on_bad_record": "skip".
+  bool skip() const { return skip_; }
+
+ private:
+  std::string reason_;
+  bool skip_;
+};
+
 // Applies the policy and counts skipped records by reason. Reasons are short
 // snake_case keys ("missing_fields", "unknown_label"); `unitrain data stats` prints them.
 class BadRecords {
@@ -41,6 +62,10 @@ class BadRecords {
   // kError, else counts `reason` and returns (the caller then skips the record).
   void report(const std::string& where, const std::string& field, const std::string& reason,
               const std::string& message);
+  // A record found bad when it is read: throws BadRecordError("<where>: <message>")
+  // carrying the policy (under kError the message says how to skip such records).
+  [[noreturn]] void at_read(const std::string& where, const std::string& reason,
+                            const std::string& message) const;
   // A record left out by design whatever the policy (MNLI gold label "-", iscrowd).
   void count(const std::string& reason, int64_t n = 1);
 
