@@ -101,7 +101,7 @@ Registry& Registry::global() {
   return *registry;
 }
 
-void Registry::load_file(const fs::path& file) {
+void Registry::load_file(const fs::path& file, const std::string& origin) {
   std::error_code ec;
   auto canonical = fs::weakly_canonical(file, ec).string();
   {
@@ -121,6 +121,7 @@ void Registry::load_file(const fs::path& file) {
     entry.info.description = d->description ? d->description : "";
     entry.info.readme = d->readme ? d->readme : "";
     entry.info.file = file.string();
+    entry.info.origin = origin;
     entry.info.abi_major = static_cast<int>(d->abi_major);
     entry.info.abi_minor = static_cast<int>(d->abi_minor);
     try {
@@ -158,7 +159,7 @@ void Registry::load_file(const fs::path& file) {
   impl_->loaded_files.insert(canonical);
 }
 
-void Registry::load_directory(const fs::path& dir) {
+void Registry::load_directory(const fs::path& dir, const std::string& origin) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     throw PluginLoadError(fmt::format("plugin directory not found: '{}'", dir.string()));
@@ -172,21 +173,21 @@ void Registry::load_directory(const fs::path& dir) {
     }
   }
   std::sort(files.begin(), files.end());
-  for (const auto& file : files) load_file(file);
+  for (const auto& file : files) load_file(file, origin);
 }
 
-void Registry::load_default_search_path(const std::vector<fs::path>& extra_dirs) {
+void Registry::load_default_search_path(const std::vector<SearchDir>& extra_dirs) {
   std::error_code ec;
   const fs::path build_dir = UNITRAIN_BUILD_PLUGIN_DIR;
   const fs::path installed_dir = executable_dir() / ".." / UNITRAIN_INSTALL_PLUGIN_DIR;
   // An installed binary uses the plugins installed beside it; a build-tree binary the
   // build's plugin directory.
   if (fs::is_directory(installed_dir, ec)) {
-    load_directory(installed_dir);
+    load_directory(installed_dir, "installed beside the executable");
   } else if (fs::is_directory(build_dir, ec)) {
-    load_directory(build_dir);
+    load_directory(build_dir, "the build's plugin folder (no installed one beside the executable)");
   }
-  for (const auto& dir : extra_dirs) load_directory(dir);
+  for (const auto& extra : extra_dirs) load_directory(extra.dir, extra.origin);
   if (const char* env = std::getenv("UNITRAIN_PLUGIN_PATH")) {
     std::string paths = env;
     size_t start = 0;
@@ -205,7 +206,7 @@ void Registry::load_default_search_path(const std::vector<fs::path>& extra_dirs)
           throw PluginLoadError(fmt::format(
               "plugin directory '{}' from UNITRAIN_PLUGIN_PATH does not exist", dir));
         }
-        load_directory(dir);
+        load_directory(dir, "UNITRAIN_PLUGIN_PATH");
       }
       start = end + 1;
     }

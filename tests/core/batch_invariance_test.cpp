@@ -97,7 +97,7 @@ class BatchInvariance : public ::testing::Test {
   void SetUp() override {
     file_ = dir_ / "batch_invariance.json";
     test::write_file(file_, experiment_text());
-    registry_.load_default_search_path({kFixtures});
+    registry_.load_default_search_path({{kFixtures, "the test fixtures"}});
     experiment_ = load_experiment(file_);
     validate_experiment(experiment_, &registry_);
   }

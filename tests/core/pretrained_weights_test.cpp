@@ -82,7 +82,7 @@ json unit_8task_block(const std::string& pointer) {
 
 class PretrainedWeights : public ::testing::Test {
  protected:
-  void SetUp() override { registry_.load_default_search_path({kFixtures}); }
+  void SetUp() override { registry_.load_default_search_path({{kFixtures, "the test fixtures"}}); }
 
   // A component created through its plugin, with its own state.
   std::shared_ptr<PluginObject> create(const std::string& kind, const std::string& type,

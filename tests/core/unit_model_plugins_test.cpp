@@ -70,7 +70,7 @@ class UnitModelPlugins : public ::testing::Test {
   void SetUp() override {
     file_ = dir_ / "tiny_unit.json";
     test::write_file(file_, experiment_text());
-    registry_.load_default_search_path({kFixtures});
+    registry_.load_default_search_path({{kFixtures, "the test fixtures"}});
     experiment_ = load_experiment(file_);
     validate_experiment(experiment_, &registry_);
   }

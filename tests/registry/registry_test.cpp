@@ -300,12 +300,43 @@ TEST(PluginCli, ListsPluginsAsJson) {
   bool found = false;
   for (const auto& p : list) {
     EXPECT_EQ(p["kind"], "head");
-    for (const char* key : {"kind", "name", "version", "file", "description"}) {
+    for (const char* key : {"kind", "name", "version", "file", "origin", "description"}) {
       EXPECT_TRUE(p.contains(key)) << key;
     }
-    found = found || p["name"] == "test_head";
+    if (p["name"] == "test_head") {
+      found = true;
+      EXPECT_EQ(p["origin"], "--plugin-dir");
+    }
   }
   EXPECT_TRUE(found);
+}
+
+// Each plugin says where it came from and why that place was searched.
+TEST(PluginCli, SaysWhyEachLibraryWasLoaded) {
+  const std::string good = fixture("good");
+  auto table = test::run_unitrain("--plugin-dir " + good + " plugins");
+  ASSERT_EQ(table.status, 0) << table.output;
+  EXPECT_THAT(table.output, HasSubstr("  (from --plugin-dir)"));
+  // The real plugins of this build tree come from its plugin folder.
+  EXPECT_THAT(table.output,
+              HasSubstr("  (from the build's plugin folder (no installed one beside the executable))"));
+  auto show = test::run_unitrain("--plugin " + good_lib() + " plugins show test_head");
+  ASSERT_EQ(show.status, 0) << show.output;
+  EXPECT_THAT(show.output, HasSubstr("(" + good_lib() + ")  (from --plugin)"));
+  auto env = test::run_command("UNITRAIN_PLUGIN_PATH='" + good + "' '" UNITRAIN_TEST_BINARY +
+                               std::string("' plugins --json --kind head"));
+  ASSERT_EQ(env.status, 0) << env.output;
+  bool found = false;
+  for (const auto& p : nlohmann::json::parse(env.output)) {
+    if (p["name"] != "test_head") continue;
+    found = true;
+    EXPECT_EQ(p["origin"], "UNITRAIN_PLUGIN_PATH");
+  }
+  EXPECT_TRUE(found) << env.output;
+  // A program that loads a library without saying why leaves the origin empty.
+  Registry registry;
+  registry.load_file(good_lib());
+  EXPECT_EQ(registry.find("head", "test_head").origin, "");
 }
 
 TEST(PluginCli, ShowPrintsDefaultsAndReadme) {

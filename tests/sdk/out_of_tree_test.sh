@@ -23,6 +23,10 @@ test -f "$plugin"
 out=$(UNITRAIN_PLUGIN_PATH="$tmp/example/plugins" "$tmp/prefix/bin/unitrain" plugins --json --kind head)
 echo "$out" | grep -q '"name": "linear_probe"' || { echo "linear_probe not listed: $out"; exit 1; }
 echo "$out" | grep -q "\"file\": \"$plugin\"" || { echo "wrong file: $out"; exit 1; }
+echo "$out" | grep -q '"origin": "UNITRAIN_PLUGIN_PATH"' || { echo "wrong origin: $out"; exit 1; }
+# The installed binary finds the installed plugins beside it.
+all=$("$tmp/prefix/bin/unitrain" plugins)
+echo "$all" | grep -q "(from installed beside the executable)" || { echo "installed plugins: $all"; exit 1; }
 show=$("$tmp/prefix/bin/unitrain" --plugin "$plugin" plugins show linear_probe)
 echo "$show" | grep -q '"num_labels": 2' || { echo "defaults missing: $show"; exit 1; }
 echo "out-of-tree plugin built against the installed SDK and loaded: OK"

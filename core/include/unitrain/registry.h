@@ -23,6 +23,10 @@ struct PluginInfo {
   std::string version;
   std::string description;
   std::string file;  // the library it came from
+  // Why that library was loaded: the search-path entry or option that named it
+  // ("--plugin-dir", "UNITRAIN_PLUGIN_PATH", "the build's plugin folder", ...); empty
+  // when a program called load_file / load_directory without saying.
+  std::string origin;
   std::string readme;
   nlohmann::json defaults;  // default options (a JSON object)
   int abi_major = 0;
@@ -42,14 +46,20 @@ class Registry {
   // Loads one plugin library. Throws PluginLoadError (missing file, not a shared
   // library, no entry point, ABI or libtorch mismatch) or RegistryError (duplicate
   // kind/name; the message names both files). Loading the same file twice is a no-op.
-  void load_file(const std::filesystem::path& file);
+  // `origin` says why (PluginInfo::origin).
+  void load_file(const std::filesystem::path& file, const std::string& origin = "");
   // Loads every `*.so` in a directory (not recursive), in name order.
-  void load_directory(const std::filesystem::path& dir);
+  void load_directory(const std::filesystem::path& dir, const std::string& origin = "");
+  // A folder to search, and why (PluginInfo::origin).
+  struct SearchDir {
+    std::filesystem::path dir;
+    std::string origin;
+  };
   // The default search path: the build's plugin directory (or the installed one next
   // to the executable), then `extra_dirs`, then the directories of UNITRAIN_PLUGIN_PATH
   // (colon separated). Directories that do not exist are skipped, except those in
   // `extra_dirs` and UNITRAIN_PLUGIN_PATH, which are errors.
-  void load_default_search_path(const std::vector<std::filesystem::path>& extra_dirs = {});
+  void load_default_search_path(const std::vector<SearchDir>& extra_dirs = {});
 
   // Every registered plugin, sorted by kind then name; `kind` empty = all kinds.
   std::vector<PluginInfo> list(const std::string& kind = "") const;

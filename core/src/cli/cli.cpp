@@ -12,12 +12,13 @@ namespace unitrain::cli {
 
 void load_plugins(const CliContext& context, const std::vector<std::string>& experiment_dirs,
                   const std::vector<std::string>& experiment_files) {
-  std::vector<std::filesystem::path> dirs(context.plugin_dirs.begin(), context.plugin_dirs.end());
-  dirs.insert(dirs.end(), experiment_dirs.begin(), experiment_dirs.end());
+  std::vector<Registry::SearchDir> dirs;
+  for (const auto& dir : context.plugin_dirs) dirs.push_back({dir, "--plugin-dir"});
+  for (const auto& dir : experiment_dirs) dirs.push_back({dir, "the experiment's plugin_dirs"});
   Registry& registry = Registry::global();
   registry.load_default_search_path(dirs);
-  for (const auto& file : context.plugin_files) registry.load_file(file);
-  for (const auto& file : experiment_files) registry.load_file(file);
+  for (const auto& file : context.plugin_files) registry.load_file(file, "--plugin");
+  for (const auto& file : experiment_files) registry.load_file(file, "the experiment's plugins");
 }
 
 int run_cli(int argc, char** argv) {

@@ -11,6 +11,11 @@
 namespace unitrain::cli {
 namespace {
 
+// "  (from --plugin-dir)", or nothing when the origin is not known.
+std::string origin_text(const PluginInfo& p) {
+  return p.origin.empty() ? "" : fmt::format("  (from {})", p.origin);
+}
+
 void print_table(const std::vector<PluginInfo>& plugins) {
   size_t kind_w = 4, name_w = 4, version_w = 7;
   for (const auto& p : plugins) {
@@ -21,9 +26,9 @@ void print_table(const std::vector<PluginInfo>& plugins) {
   std::cout << fmt::format("{:<{}}  {:<{}}  {:<{}}  {}\n", "KIND", kind_w, "NAME", name_w,
                            "VERSION", version_w, "DESCRIPTION / FILE");
   for (const auto& p : plugins) {
-    std::cout << fmt::format("{:<{}}  {:<{}}  {:<{}}  {}\n{:<{}}  {}\n", p.kind, kind_w, p.name,
+    std::cout << fmt::format("{:<{}}  {:<{}}  {:<{}}  {}\n{:<{}}  {}{}\n", p.kind, kind_w, p.name,
                              name_w, p.version, version_w, p.description, "",
-                             kind_w + name_w + version_w + 4, p.file);
+                             kind_w + name_w + version_w + 4, p.file, origin_text(p));
   }
   std::cout << fmt::format("{} plugin(s)\n", plugins.size());
 }
@@ -39,7 +44,7 @@ void add_plugins_command(CLI::App& app, CliContext& context) {
   auto args = std::make_shared<Args>();
   CLI::App* plugins = app.add_subcommand("plugins", "List the loaded plugins");
   plugins->add_option("--kind", args->kind, "Only plugins of this kind (encoder, decoder, head, dataset, ...)");
-  plugins->add_flag("--json", args->json, "Print a JSON array of {kind, name, version, file, description}");
+  plugins->add_flag("--json", args->json, "Print a JSON array of {kind, name, version, file, origin, description}");
   CLI::App* show = plugins->add_subcommand("show", "Print a plugin's default options and README");
   show->add_option("name", args->show_name, "Plugin name")->required();
   show->add_option("--kind", args->kind, "Kind, when several kinds have a plugin of that name");
@@ -66,8 +71,9 @@ void add_plugins_command(CLI::App& app, CliContext& context) {
                                         args->show_name, fmt::join(kinds, ", ")));
       }
       const PluginInfo& p = *found.front();
-      std::cout << fmt::format("{} '{}' {}  ({})\n{}\n\nDefault options:\n{}\n", p.kind, p.name,
-                               p.version, p.file, p.description, json_text(p.defaults, 2));
+      std::cout << fmt::format("{} '{}' {}  ({}){}\n{}\n\nDefault options:\n{}\n", p.kind,
+                               p.name, p.version, p.file, origin_text(p), p.description,
+                               json_text(p.defaults, 2));
       if (!p.readme.empty()) std::cout << "\n" << p.readme << "\n";
       return;
     }
@@ -83,7 +89,7 @@ void add_plugins_command(CLI::App& app, CliContext& context) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& p : list) {
         out.push_back({{"kind", p.kind}, {"name", p.name}, {"version", p.version},
-                       {"file", p.file}, {"description", p.description}});
+                       {"file", p.file}, {"origin", p.origin}, {"description", p.description}});
       }
       std::cout << json_text(out, 2) << "\n";
     } else {
