@@ -167,6 +167,11 @@ TEST(ExperimentErrors, DataWorkersAndPrefetchOutOfRange) {
                         "positive number of threads per task, found -2"));
   EXPECT_THAT(validate_error(dir / "x.json", {"data.prefetch=0"}),
               HasSubstr("/data/prefetch: expected a positive integer, found 0"));
+  EXPECT_THAT(validate_error(dir / "x.json", {"data.max_queued_mb=-1"}),
+              HasSubstr("/data/max_queued_mb: expected 0 (an eighth of the memory, 256 MiB to "
+                        "4 GiB) or a positive number of MiB, found -1"));
+  EXPECT_THAT(validate_error(dir / "x.json", {"data.max_queued_mb=\"big\""}),
+              HasSubstr("/data/max_queued_mb"));
 }
 
 TEST(ExperimentErrors, UnknownTrainingKey) {

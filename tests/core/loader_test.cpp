@@ -269,6 +269,49 @@ TEST(DataLoader, EveryRecordBadIsAnErrorNotALoop) {
   EXPECT_NE(message.find("images/"), std::string::npos) << message;
 }
 
+TEST(DataLoader, LoadersShareOneBudgetOfQueuedBytes) {
+  // Batches of 4 CountingDataset records hold about a kilobyte; a 1-byte budget lets
+  // each loader hold one batch plus what its workers had in progress when it filled.
+  auto dataset = std::make_shared<CountingDataset>(40);
+  auto budget = std::make_shared<QueueBudget>(1);
+  auto o = options(2);
+  o.prefetch = 8;
+  o.queue_budget = budget;
+  DataLoader reference(dataset, options(0));
+  const auto expected = take(reference, 6);
+  const int64_t batch = 4096;  // more than one batch's tensors hold here (~1.3 KB)
+  DataLoader a(dataset, o);
+  o.task = "other";
+  DataLoader b(dataset, o);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // workers fill what they may
+  EXPECT_GT(budget->used(), 0);
+  EXPECT_LE(budget->used(), 2 * (1 + 2) * batch) << "at most one batch per loader and worker";
+  // Without a budget the same loader queues all of its prefetch.
+  auto unbounded = options(2);
+  unbounded.prefetch = 8;
+  auto counted = std::make_shared<QueueBudget>(int64_t{1} << 40);
+  unbounded.queue_budget = counted;
+  DataLoader c(dataset, unbounded);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_GT(counted->used(), budget->used());
+  // Taking batches makes room, and the batches do not depend on the budget.
+  expect_same(expected, take(a, 6));
+  take(b, 6);
+
+  // An evaluation pass releases everything it counted.
+  auto eval = options(2);
+  eval.infinite = false;
+  eval.shuffle = false;
+  eval.queue_budget = std::make_shared<QueueBudget>(1);
+  {
+    DataLoader e(dataset, eval);
+    int batches = 0;
+    while (e.next()) ++batches;
+    EXPECT_EQ(batches, 10);
+  }
+  EXPECT_EQ(eval.queue_budget->used(), 0);
+}
+
 TEST(DataLoader, ShutsDownWithAFullQueue) {
   auto dataset = std::make_shared<CountingDataset>(100);
   auto loader = std::make_unique<DataLoader>(dataset, options(4));

@@ -1,6 +1,10 @@
 // The loaders' thread budget: cores from affinity and cgroup quotas, split over tasks.
 #include "unitrain/data/worker_budget.h"
 
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -14,6 +18,47 @@ TEST(AvailableCores, AtLeastOneAndNoMoreThanTheHardware) {
   const int64_t cores = available_cores();
   EXPECT_GE(cores, 1);
   EXPECT_LE(cores, std::max<int64_t>(1, std::thread::hardware_concurrency()));
+}
+
+TEST(AvailableCores, LocalProcessesShareTheHostsCores) {
+  // --nproc-per-node 4 on 16 cores: 4 each; unbound processes only.
+  EXPECT_EQ(local_share(16, 4, 16, 16), 4);
+  EXPECT_EQ(local_share(16, 3, 16, 16), 5);
+  EXPECT_EQ(local_share(2, 4, 2, 2), 1);  // never 0
+  EXPECT_EQ(local_share(16, 1, 16, 16), 16);
+  // A launcher that binds each process to its CPUs has shared them already.
+  EXPECT_EQ(local_share(4, 4, 4, 16), 4);
+  // A cgroup quota (6 of 16) is shared too when the affinity spans the host.
+  EXPECT_EQ(local_share(6, 2, 16, 16), 3);
+
+  // Through the environment, as a rank started by the launcher sees it.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  const int64_t affinity = CPU_COUNT(&set);
+  const auto online = static_cast<int64_t>(std::thread::hardware_concurrency());
+  const int64_t alone = available_cores();
+  setenv("LOCAL_WORLD_SIZE", "2", 1);
+  const int64_t shared = available_cores();
+  unsetenv("LOCAL_WORLD_SIZE");
+  EXPECT_EQ(shared, local_share(alone, 2, affinity, online));
+  if (affinity == online) EXPECT_EQ(shared, std::max<int64_t>(alone / 2, 1));
+  EXPECT_EQ(available_cores(), alone);
+}
+
+TEST(QueueBudget, DefaultIsAnEighthOfTheMemoryWithinBounds) {
+  const int64_t bytes = default_queue_bytes();
+  const int64_t memory = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+  EXPECT_GE(bytes, int64_t{256} << 20);
+  EXPECT_LE(bytes, int64_t{4096} << 20);
+  EXPECT_LE(bytes, std::max<int64_t>(memory / 8, int64_t{256} << 20));
+  QueueBudget budget(100);
+  budget.add(60);
+  EXPECT_FALSE(budget.full());
+  budget.add(40);
+  EXPECT_TRUE(budget.full());
+  budget.release(100);
+  EXPECT_EQ(budget.used(), 0);
 }
 
 TEST(CgroupCpuLimit, V2QuotaOfTheProcessCgroupOrAnAncestorTightestWins) {

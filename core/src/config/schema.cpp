@@ -34,7 +34,7 @@ json training_defaults() {
 }
 
 json data_defaults() {
-  return json::parse(R"({"workers": 0, "prefetch": 4})");
+  return json::parse(R"({"workers": 0, "prefetch": 4, "max_queued_mb": 0})");
 }
 
 namespace {
@@ -117,6 +117,12 @@ class SchemaChecker {
                                     e_.where("/data/workers"), json_text(root["data"]["workers"])));
     }
     positive(root["data"], "/data", "prefetch");
+    if (root["data"]["max_queued_mb"].get<int64_t>() < 0) {
+      throw ConfigError(fmt::format(
+          "{}: expected 0 (an eighth of the memory, 256 MiB to 4 GiB) or a positive number of "
+          "MiB, found {}",
+          e_.where("/data/max_queued_mb"), json_text(root["data"]["max_queued_mb"])));
+    }
     root["distributed"] = merge_checked(distributed_defaults(),
                                         root.value("distributed", json::object()), e_,
                                         "/distributed");

@@ -1,5 +1,6 @@
 #include "unitrain/data/loader.h"
 
+#include <chrono>
 #include <numeric>
 #include <system_error>
 
@@ -10,6 +11,25 @@
 #include "unitrain/errors.h"
 
 namespace unitrain::data {
+namespace {
+
+// Bytes held by a batch's tensors (what it costs in a queue).
+int64_t batch_bytes(const Batch& b) {
+  int64_t bytes = 0;
+  auto add = [&bytes](const torch::Tensor& t) {
+    if (t.defined()) bytes += static_cast<int64_t>(t.nbytes());
+  };
+  for (const auto* t : {&b.image, &b.image_mask, &b.image_size, &b.orig_size, &b.image_id,
+                        &b.input_ids, &b.text_mask, &b.segment_ids, &b.labels, &b.soft_labels}) {
+    add(*t);
+  }
+  for (const auto* list : {&b.boxes, &b.classes, &b.attributes}) {
+    for (const auto& t : *list) add(t);
+  }
+  return bytes;
+}
+
+}  // namespace
 
 DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions options,
                        LoaderState start)
@@ -130,8 +150,15 @@ uint64_t DataLoader::sample_seed(int64_t epoch, int64_t index) const {
 std::optional<DataLoader::Work> DataLoader::claim_locked() {
   const int64_t first = start_.position / global_batch_;
   const int64_t total = own_batches_per_epoch() - first;  // batches when not infinite
+  budget_blocked_ = false;
   if (!options_.infinite && next_claim_ >= total) return std::nullopt;
   if (next_claim_ >= next_deliver_ + options_.prefetch) return std::nullopt;
+  // One batch queued or in progress is always allowed, so the consumer never waits on
+  // another loader's queue.
+  if (options_.queue_budget && next_claim_ > next_deliver_ && options_.queue_budget->full()) {
+    budget_blocked_ = true;
+    return std::nullopt;
+  }
   const int64_t global = first + next_claim_;
   Work work{next_claim_, start_.epoch + global / batches_per_epoch_, global % batches_per_epoch_};
   ++next_claim_;
@@ -203,10 +230,22 @@ void DataLoader::worker_loop() {
     std::optional<Work> work;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      work_ready_.wait(lock, [&] { return stopping_ || (work = claim_locked()).has_value(); });
+      while (!stopping_ && !(work = claim_locked())) {
+        // Room in the shared budget is made by other loaders' consumers, which do not
+        // notify this loader: look again shortly.
+        if (budget_blocked_) {
+          work_ready_.wait_for(lock, std::chrono::milliseconds(5));
+        } else {
+          work_ready_.wait(lock);
+        }
+      }
       if (stopping_) return;
     }
     Result result = produce(*work);
+    if (result.batch && options_.queue_budget) {
+      result.bytes = batch_bytes(*result.batch);
+      options_.queue_budget->add(result.bytes);
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
       results_.emplace(work->sequence, std::move(result));
@@ -236,6 +275,7 @@ std::optional<Batch> DataLoader::next() {
         result_ready_.wait(lock, [&] { return results_.count(next_deliver_) > 0; });
         auto node = results_.extract(next_deliver_);
         result = std::move(node.mapped());
+        if (options_.queue_budget) options_.queue_budget->release(result.bytes);
       }
       ++next_deliver_;
       if (result.error) {

@@ -1,9 +1,11 @@
 #include "unitrain/data/worker_budget.h"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -99,19 +101,46 @@ std::optional<double> cgroup_cpu_limit(const fs::path& cgroup_root, const std::s
   return limit;
 }
 
+int64_t local_share(int64_t cores, int64_t local_processes, int64_t affinity, int64_t online) {
+  cores = std::max<int64_t>(cores, 1);
+  if (local_processes <= 1 || (affinity > 0 && online > 0 && affinity < online)) return cores;
+  return std::max<int64_t>(cores / local_processes, 1);
+}
+
 int64_t available_cores() {
-  int64_t cores = 0;
+  int64_t affinity = 0;
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) cores = CPU_COUNT(&set);
-  if (cores <= 0) cores = static_cast<int64_t>(std::thread::hardware_concurrency());
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) affinity = CPU_COUNT(&set);
+  const auto online = static_cast<int64_t>(std::thread::hardware_concurrency());
+  int64_t cores = affinity > 0 ? affinity : online;
   std::ifstream in("/proc/self/cgroup");
   std::stringstream text;
   text << in.rdbuf();
   if (const auto limit = cgroup_cpu_limit("/sys/fs/cgroup", text.str())) {
     cores = std::min<int64_t>(cores, static_cast<int64_t>(std::ceil(*limit)));
   }
-  return std::max<int64_t>(cores, 1);
+  int64_t local_processes = 1;
+  if (const char* env = std::getenv("LOCAL_WORLD_SIZE")) {
+    char* end = nullptr;
+    const long long n = std::strtoll(env, &end, 10);
+    if (end != env && *end == '\0' && n > 0) local_processes = n;
+  }
+  return local_share(cores, local_processes, affinity, online);
+}
+
+int64_t default_queue_bytes() {
+  int64_t memory = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+  // cgroup v2 memory.max of this process's cgroup ("max" when unlimited).
+  std::ifstream in("/proc/self/cgroup");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("0::", 0) != 0) continue;
+    std::ifstream limit("/sys/fs/cgroup" + line.substr(3) + "/memory.max");
+    long long bytes = 0;
+    if (limit >> bytes && bytes > 0) memory = std::min<int64_t>(memory, bytes);
+  }
+  constexpr int64_t kMiB = int64_t{1} << 20;
+  return std::clamp<int64_t>(memory / 8, 256 * kMiB, 4096 * kMiB);
 }
 
 LoaderBudget loader_budget(int64_t workers, int64_t prefetch, int64_t tasks, int64_t cores) {

@@ -82,6 +82,7 @@ struct Trainer::Impl {
   uint64_t seed = 0;
   int64_t workers = 1;
   int64_t prefetch = 4;
+  std::shared_ptr<data::QueueBudget> queue_budget;  // shared by every loader of the run
 
   UnitModel model{nullptr};
   std::unique_ptr<FlatAdamW> optimizer;
@@ -111,6 +112,9 @@ struct Trainer::Impl {
                                             static_cast<int64_t>(j.at("tasks").size()));
     workers = budget.workers;
     prefetch = budget.prefetch;
+    const int64_t queued_mb = j.at("data").at("max_queued_mb").get<int64_t>();
+    queue_budget = std::make_shared<data::QueueBudget>(
+        queued_mb > 0 ? queued_mb * (int64_t{1} << 20) : data::default_queue_bytes());
     task_rng = TaskRng(seed);
 
     torch::manual_seed(seed);
@@ -228,6 +232,7 @@ struct Trainer::Impl {
     o.seed = seed;
     o.task = t.name;
     o.device = device;
+    o.queue_budget = queue_budget;
     if (parallel) {
       o.rank = parallel->rank();
       o.world_size = parallel->world_size();

@@ -61,6 +61,9 @@ struct LoaderOptions {
   // full; in evaluation a rank gets no batch where its slice is empty. Defaults 0 and 1.
   int64_t rank = 0;
   int64_t world_size = 1;
+  // Bytes of queued batches, shared with the run's other loaders (see QueueBudget).
+  // Default none: only `prefetch` bounds the queue.
+  std::shared_ptr<QueueBudget> queue_budget;
 };
 
 // Where a loader stands, for checkpoints: `position` samples of epoch `epoch` have
@@ -123,9 +126,12 @@ class DataLoader {
   struct Result {
     std::optional<Batch> batch;
     std::exception_ptr error;
+    int64_t bytes = 0;  // of the batch's tensors, counted in the queue budget
   };
 
-  std::optional<Work> claim_locked();  // next work item, if any and the queue has room
+  // The next work item, if any and the queue has room; sets budget_blocked_ when only
+  // the shared queue budget stands in the way.
+  std::optional<Work> claim_locked();
   // An empty batch (no error) when every record of an evaluation batch was left out.
   Result produce(const Work& work) const;
   // Sample `index` of `epoch`, or nullopt when the dataset finds it bad under "skip"
@@ -158,6 +164,7 @@ class DataLoader {
   std::map<int64_t, Result> results_;
   std::exception_ptr failure_;
   bool stopping_ = false;
+  bool budget_blocked_ = false;
   mutable std::mutex permutation_mutex_;
   mutable std::map<int64_t, std::shared_ptr<const std::vector<int64_t>>> permutations_;
   std::vector<std::thread> workers_;
