@@ -370,7 +370,8 @@ void UnitModelImpl::import_component(const ComponentSpec& spec, const weights::I
     if (!plan.consumed.count(name) && !plan.ignored.count(name)) unexpected.push_back(name);
   }
   size_t other = 0;
-  for (const auto& [name, tensor] : state) {
+  for (const auto& entry : state) {
+    const std::string& name = entry.first;  // a lambda cannot capture a structured binding in C++17
     const bool skipped = std::any_of(init.skip.begin(), init.skip.end(),
                                      [&](const std::string& g) { return weights::glob_match(g, name); });
     if (!plan.known.count(name) && !skipped) ++other;
