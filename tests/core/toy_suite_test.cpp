@@ -329,10 +329,9 @@ TEST_F(ToySuiteTest, VocabularyCoversEveryWordOfEveryTextField) {
 
   std::vector<std::string> texts;
   for (const std::string part : {"train2014", "val2014"}) {
-    for (const auto& q : read_json(dir() / ("vqa2/v2_OpenEnded_mscoco_" + part +
-                                            "_questions.json"))["questions"]) {
-      texts.push_back(q.at("question"));
-    }
+    // Held in a variable: a range-for over a member of a temporary reads freed memory.
+    const json file = read_json(dir() / ("vqa2/v2_OpenEnded_mscoco_" + part + "_questions.json"));
+    for (const auto& q : file["questions"]) texts.push_back(q.at("question"));
   }
   for (const std::string part : {"train", "dev"}) {
     for (const std::string& line :
