@@ -3,7 +3,7 @@
 BUILD_DIR ?= build
 JOBS ?= 2
 
-.PHONY: all build test demo clean
+.PHONY: all build test demo sanitize fuzz clean
 
 all: build
 
@@ -15,6 +15,14 @@ test: build
 
 demo: build
 	scripts/demo.sh $(BUILD_DIR)
+
+# The test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang, own folder).
+sanitize:
+	UNITRAIN_JOBS=$(JOBS) scripts/sanitize.sh
+
+# Each libFuzzer target of fuzz/ for FUZZ_SECONDS (default 60) from its seed corpus.
+fuzz:
+	UNITRAIN_JOBS=$(JOBS) scripts/fuzz.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

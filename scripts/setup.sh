@@ -20,6 +20,12 @@ packages=(
   python3-torch python3-torchvision
 )
 
+# More packages for one purpose (scripts/sanitize.sh: clang and its sanitizer runtimes).
+if [[ -n "${UNITRAIN_EXTRA_PACKAGES:-}" ]]; then
+  read -ra extra <<< "$UNITRAIN_EXTRA_PACKAGES"
+  packages+=("${extra[@]}")
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

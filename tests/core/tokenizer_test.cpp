@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "unitrain/errors.h"
+#include "unitrain/sanitizer.h"
 #include "unitrain/text/train_tokenizer.h"
 #include "unitrain/tokenizer.h"
 
@@ -183,6 +184,9 @@ TEST_F(TokenizerTest, OptionsFromJson) {
 }
 
 TEST_F(TokenizerTest, SentencePieceTrainAndEncodeRoundTrip) {
+#if UNITRAIN_ADDRESS_SANITIZER
+  GTEST_SKIP() << "SentencePiece needs RTLD_DEEPBIND, which the sanitizer runtimes refuse";
+#endif
   const auto corpus = (dir_ / "corpus.txt").string();
   {
     std::ofstream out(corpus);

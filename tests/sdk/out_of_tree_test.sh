@@ -14,8 +14,12 @@ test -f "$tmp/prefix/include/unitrain/plugin_abi.h"
 
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+# The plugin's compiler must be the SDK's (the loader compares __GXX_ABI_VERSION, which
+# differs between g++ and clang++, as in the sanitizer build).
+compiler=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
 cmake -S "$src/examples/out_of_tree_plugin" -B "$tmp/example" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$tmp/prefix" "${launcher[@]}" >/dev/null
+  -DCMAKE_PREFIX_PATH="$tmp/prefix" ${compiler:+-DCMAKE_CXX_COMPILER="$compiler"} \
+  "${launcher[@]}" >/dev/null
 cmake --build "$tmp/example" >/dev/null
 
 plugin="$tmp/example/plugins/liblinear_probe.so"

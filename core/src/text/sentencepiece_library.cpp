@@ -7,6 +7,7 @@
 #include <string>
 
 #include "unitrain/errors.h"
+#include "unitrain/sanitizer.h"
 
 namespace unitrain::text {
 namespace {
@@ -14,6 +15,13 @@ namespace {
 constexpr const char* kLibraryName = "libunitrain_sentencepiece.so";
 
 void* open_library() {
+#if UNITRAIN_ADDRESS_SANITIZER
+  // NOTE: the sanitizer runtimes abort on RTLD_DEEPBIND (google/sanitizers#611), and
+  // without it sentencepiece's protobuf-lite and LibTorch's libprotobuf collide.
+  throw Error(std::string("SentencePiece support library ") + kLibraryName +
+              " is not available in a sanitizer build (it needs dlopen with RTLD_DEEPBIND); "
+              "use a WordPiece tokenizer here, or the Release build");
+#endif
   std::string errors;
   // RTLD_DEEPBIND: sentencepiece keeps its bundled protobuf-lite (see the shim).
   const int flags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
