@@ -310,6 +310,17 @@ TEST(DataLoader, LoadersShareOneBudgetOfQueuedBytes) {
     EXPECT_EQ(batches, 10);
   }
   EXPECT_EQ(eval.queue_budget->used(), 0);
+
+  // So does a loader dropped with batches still queued (eval_max_batches).
+  auto shared = std::make_shared<QueueBudget>(int64_t{1} << 40);
+  eval.queue_budget = shared;
+  {
+    DataLoader e(dataset, eval);
+    e.next();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the rest queues up
+    EXPECT_GT(shared->used(), 0);
+  }
+  EXPECT_EQ(shared->used(), 0);
 }
 
 TEST(DataLoader, ShutsDownWithAFullQueue) {

@@ -100,7 +100,14 @@ void DataLoader::stop_workers() {
   workers_.clear();
 }
 
-DataLoader::~DataLoader() { stop_workers(); }
+DataLoader::~DataLoader() {
+  stop_workers();
+  // Batches never taken (an evaluation cut short by eval_max_batches) give their bytes
+  // back to the run's shared budget.
+  if (options_.queue_budget) {
+    for (const auto& [sequence, result] : results_) options_.queue_budget->release(result.bytes);
+  }
+}
 
 std::shared_ptr<const std::vector<int64_t>> DataLoader::permutation(int64_t epoch) const {
   std::lock_guard<std::mutex> lock(permutation_mutex_);
