@@ -370,6 +370,45 @@ TEST(FlatAdamW, SaveLoadContinuesExactlyAndRejectsOtherShapes) {
               HasSubstr("expected optimizer state 'unitrain.flat_adamw.v1'"));
 }
 
+// The fused CPU step (one loop over every value, pieces on all threads) against the
+// tensor-op path on parameters larger than one piece of work (2^16 values), with
+// skipped parameters, clipping and weight decay, at 1 and 2 intra-op threads.
+TEST(FlatAdamW, FusedCpuStepEqualsTheTensorOpPath) {
+  const int threads = torch::get_num_threads();
+  for (int t : {1, 2}) {
+    torch::set_num_threads(t);
+    auto make = [](uint64_t seed) {
+      torch::manual_seed(seed);
+      Params p;
+      p.decay = {torch::randn({300, 700}), torch::randn({3, 5}), torch::randn({70000})};
+      p.no_decay = {torch::randn({129}), torch::randn({1})};
+      for (auto* g : {&p.decay, &p.no_decay}) {
+        for (auto& x : *g) x.requires_grad_();
+      }
+      return p;
+    };
+    Params fused = make(11), ops = make(11);
+    FlatAdamW a({{fused.decay, 0.01, 0.1}, {fused.no_decay, 0.02, 0.0}}, 0.9, 0.999, 1e-8);
+    FlatAdamW b({{ops.decay, 0.01, 0.1}, {ops.no_decay, 0.02, 0.0}}, 0.9, 0.999, 1e-8);
+    b.use_tensor_ops(true);
+    for (int step = 0; step < 6; ++step) {
+      set_grads(fused, step);
+      set_grads(ops, step);
+      const double max_norm = step % 2 == 0 ? 50.0 : 1e6;
+      const double na = a.step(max_norm), nb = b.step(max_norm);
+      EXPECT_NEAR(na, nb, 1e-6 * nb) << "threads " << t << " step " << step;
+      for (size_t i = 0; i < 5; ++i) {
+        const auto& x = i < 3 ? fused.decay[i] : fused.no_decay[i - 3];
+        const auto& y = i < 3 ? ops.decay[i] : ops.no_decay[i - 3];
+        ASSERT_TRUE(torch::allclose(x, y, 1e-6, 1e-7))
+            << "threads " << t << " step " << step << " parameter " << i << ": max |diff| "
+            << (x - y).abs().max().item<double>();
+      }
+    }
+  }
+  torch::set_num_threads(threads);
+}
+
 TEST(FlatAdamW, RejectsMixedDtypesInAGroup) {
   auto a = torch::zeros({2}, torch::requires_grad());
   auto b = torch::zeros({2}, torch::dtype(torch::kFloat64).requires_grad(true));

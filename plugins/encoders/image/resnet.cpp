@@ -239,11 +239,14 @@ torch::Tensor ResNetImpl::forward(const torch::Tensor& x, const torch::Tensor& v
   }
   // The image's own padding must be zero too, as the stem's convolution sees it.
   auto image = zero_outside(x, valid);
-  // Channels-last through the backbone: LibTorch's CPU max-pool is ~7x faster on it
-  // than on NCHW, and oneDNN convolutions take it natively.
+  // Channels-last through the backbone on CUDA (what cuDNN's tensor-core kernels
+  // take); NCHW on the CPU, where LibTorch 1.13's oneDNN convolution backward on
+  // channels-last inputs spends ~40% of a ResNet-18 step reordering (measured on a
+  // 64 px batch of 16: 604 ms per step against 378 in NCHW, bench/step_bench
+  // --profile).
   valid = conv_output(*conv1, valid);
-  auto y = torch::relu(zero_outside(
-      conv_frozen_bn(*conv1, *bn1, image.contiguous(at::MemoryFormat::ChannelsLast)), valid));
+  if (image.is_cuda()) image = image.contiguous(at::MemoryFormat::ChannelsLast);
+  auto y = torch::relu(zero_outside(conv_frozen_bn(*conv1, *bn1, image), valid));
   // After the ReLU every value is >= 0, so the zeros outside an image act as the
   // max-pool's own (-inf) padding does; the pool's output still needs masking, since a
   // window that overhangs the border by two pixels sees image values.
