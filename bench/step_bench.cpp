@@ -25,6 +25,7 @@
 // the step. The reference drops gradients with zero_grad(set_to_none), then
 // clip_grad_norm_ and torch::optim::AdamW with the same groups.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -187,6 +188,27 @@ struct AutocastScope {
   }
 };
 
+// The trainer's four parameter groups, {rest, backbone} x {decay, no decay}: group g
+// has lr `lr` (rest) or `backbone_lr`, and weight decay on matrices only. Every
+// parameter that requires a gradient is also appended to `all`.
+std::array<std::vector<torch::Tensor>, 4> trainer_groups(
+    const torch::OrderedDict<std::string, torch::Tensor>& named, std::vector<torch::Tensor>* all) {
+  std::array<std::vector<torch::Tensor>, 4> groups;
+  for (const auto& item : named) {
+    if (!item.value().requires_grad()) continue;
+    const bool backbone = item.key().find("backbone.") != std::string::npos;
+    groups[(backbone ? 2 : 0) + (item.value().dim() > 1 ? 0 : 1)].push_back(item.value());
+    all->push_back(item.value());
+  }
+  return groups;
+}
+double group_lr(const json& training, int g) {
+  return training[g >= 2 ? "backbone_lr" : "lr"].get<double>();
+}
+double group_decay(const json& training, int g) {
+  return g % 2 == 0 ? training["weight_decay"].get<double>() : 0.0;
+}
+
 // ---------------------------------------------------------------------------------
 // unitrain's side: UnitModel + FlatAdamW with the trainer's groups.
 
@@ -204,19 +226,11 @@ struct UnitrainSide {
     model->train();
     const json& t = e.json["training"];
     clip = t["clip_grad_norm"].get<double>();
-    // The trainer's four groups: {backbone, rest} x {decay, no decay}.
-    std::vector<torch::Tensor> groups[4];
-    for (const auto& item : model->named_parameters()) {
-      if (!item.value().requires_grad()) continue;
-      const bool backbone = item.key().find("backbone.") != std::string::npos;
-      groups[(backbone ? 2 : 0) + (item.value().dim() > 1 ? 0 : 1)].push_back(item.value());
-      parameters.push_back(item.value());
-    }
+    const auto groups = trainer_groups(model->named_parameters(), &parameters);
     std::vector<unitrain::FlatAdamW::Group> flat;
     for (int g = 0; g < 4; ++g) {
       if (groups[g].empty()) continue;
-      flat.push_back({groups[g], t[g >= 2 ? "backbone_lr" : "lr"].get<double>(),
-                      g % 2 == 0 ? t["weight_decay"].get<double>() : 0.0});
+      flat.push_back({groups[g], group_lr(t, g), group_decay(t, g)});
     }
     optimizer = std::make_unique<unitrain::FlatAdamW>(std::move(flat), t["adam_betas"][0].get<double>(),
                                                       t["adam_betas"][1].get<double>(),
@@ -263,20 +277,13 @@ struct ReferenceSide {
     model->train();
     const json& t = e.json["training"];
     clip = t["clip_grad_norm"].get<double>();
-    std::vector<torch::Tensor> groups[4];
-    for (const auto& item : model->named_parameters()) {
-      const bool backbone = item.key().find("backbone.") != std::string::npos;
-      groups[(backbone ? 2 : 0) + (item.value().dim() > 1 ? 0 : 1)].push_back(item.value());
-      parameters.push_back(item.value());
-    }
+    const auto groups = trainer_groups(model->named_parameters(), &parameters);
     std::vector<torch::optim::OptimizerParamGroup> param_groups;
     const auto betas = std::make_tuple(t["adam_betas"][0].get<double>(), t["adam_betas"][1].get<double>());
     for (int g = 0; g < 4; ++g) {
       if (groups[g].empty()) continue;
-      auto options = std::make_unique<torch::optim::AdamWOptions>(
-          t[g >= 2 ? "backbone_lr" : "lr"].get<double>());
-      options->betas(betas).eps(t["adam_eps"].get<double>());
-      options->weight_decay(g % 2 == 0 ? t["weight_decay"].get<double>() : 0.0);
+      auto options = std::make_unique<torch::optim::AdamWOptions>(group_lr(t, g));
+      options->betas(betas).eps(t["adam_eps"].get<double>()).weight_decay(group_decay(t, g));
       param_groups.emplace_back(groups[g], std::move(options));
     }
     optimizer = std::make_unique<torch::optim::AdamW>(
@@ -411,9 +418,8 @@ std::vector<unitrain::Batch> prebuilt_batches(const unitrain::Experiment& e,
 }
 
 // What the reference needs to know of a task: its encoders, queries and label space,
-// read from the experiment and the model unitrain built.
-step_reference::TaskSpec task_spec(const unitrain::Experiment& e, const std::string& task,
-                                   const unitrain::Batch& batch) {
+// read from the experiment.
+step_reference::TaskSpec task_spec(const unitrain::Experiment& e, const std::string& task) {
   step_reference::TaskSpec s;
   s.name = task;
   const json& spec = e.json["tasks"][task];
@@ -432,7 +438,6 @@ step_reference::TaskSpec task_spec(const unitrain::Experiment& e, const std::str
                                                                             : "classification";
     s.num_classes = head["num_labels"].get<int64_t>();
   }
-  (void)batch;
   return s;
 }
 
@@ -489,7 +494,7 @@ int main(int argc, char** argv) try {
     t.ratio = spec.value("ratio", 1.0);
     t.batches = prebuilt_batches(e, registry, name, device);
     for (const auto& b : t.batches) t.inputs.push_back(reference_inputs(b));
-    t.spec = task_spec(e, name, t.batches.front());
+    t.spec = task_spec(e, name);
     tasks.push_back(std::move(t));
   }
   if (tasks.empty()) usage("no task of the experiment matches --tasks");
