@@ -23,7 +23,7 @@ Run (Debian's Python has torch; the pyenv python3 in PATH does not):
 On a shared machine: flock /tmp/unitrain-build.lock nice /usr/bin/python3 bench/...
 
 Mirrors plugins/encoders/{image,text}, plugins/decoders/unit_decoder, plugins/heads/
-{detr,mlp_classifier} and core/src/train/trainer.cpp (four AdamW groups). The toy suite's
+{detr,mlp_classifier} and core/src/train/build.cpp (four AdamW groups). The toy suite's
 vocabulary is smaller than --vocab's default 1000: --vocab 242 gives unitrain's
 12,422,326 parameters (--vocab 244 the current toy suite's 12,422,582).
 """
@@ -453,7 +453,7 @@ class UnitModel(nn.Module):
 
 
 def make_optimizer(model):
-    """AdamW over trainer.cpp's four groups: {backbone, rest} x {>1-D: decay, 1-D: none}."""
+    """AdamW over build.cpp's four groups: {backbone, rest} x {>1-D: decay, 1-D: none}."""
     groups = {(b, d): [] for b in (False, True) for d in (True, False)}
     for name, p in model.named_parameters():
         if p.requires_grad:

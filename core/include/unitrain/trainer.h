@@ -16,40 +16,12 @@
 
 #include "unitrain/batch.h"
 #include "unitrain/config.h"
+#include "unitrain/training_options.h"
 
 namespace unitrain {
 
 class Registry;
 class ProcessGroup;
-
-// The "training" block (see docs/experiments.md).
-struct TrainingOptions {
-  int64_t max_steps = 1000;
-  double lr = 5e-5;
-  double backbone_lr = 1e-5;
-  double weight_decay = 1e-4;
-  double adam_eps = 1e-8;
-  double adam_beta1 = 0.9;
-  double adam_beta2 = 0.999;
-  int64_t warmup_steps = 0;
-  std::string lr_schedule = "cosine";  // "cosine", "linear" or "constant"
-  double min_lr_ratio = 0.0;
-  double clip_grad_norm = 0.1;  // 0 = off
-  int64_t accumulate_steps = 1;
-  int64_t log_every = 10;
-  int64_t eval_every = 0;        // 0 = at the end only
-  int64_t eval_max_batches = 0;  // 0 = whole split
-  int64_t checkpoint_every = 0;  // 0 = at the end only
-  int64_t keep_checkpoints = 2;
-};
-
-// Reads a validated "training" block; `where` locates messages (ConfigError).
-TrainingOptions training_options_from_json(const nlohmann::json& j, const Experiment& experiment);
-
-// Multiplier of the peak learning rate at optimizer update `step` (0-based): linear
-// warmup over warmup_steps (step+1)/warmup, then the schedule from 1 down to
-// min_lr_ratio at max_steps.
-double lr_factor(const TrainingOptions& options, int64_t step);
 
 struct TrainerConfig {
   std::filesystem::path run_dir;  // where everything is written
@@ -61,8 +33,8 @@ struct TrainerConfig {
   // = start over, deleting the files a run writes there (checkpoints/, metrics.jsonl,
   // eval.json, throughput.json, experiment.resolved.json) and keeping any other file.
   bool force = false;
-  // Evaluation only (`unitrain eval`): no training split is opened and no init_from file
-  // is read (the weights come from load_weights); train() refuses to run.
+  // Evaluation only (what `unitrain eval` does): no training split is opened and no
+  // init_from file is read (the weights come from load_weights); train() refuses to run.
   bool evaluate_only = false;
   // The split evaluate() reads when given none; empty = each task's val_split. It is
   // opened, with the training split, when the trainer is built: a missing file stops

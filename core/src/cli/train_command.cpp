@@ -1,4 +1,5 @@
 // `unitrain train` and `unitrain eval`.
+#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -10,6 +11,7 @@
 #include "unitrain/json_text.h"
 #include "unitrain/registry.h"
 #include "unitrain/trainer.h"
+#include "train/evaluation.h"
 
 namespace unitrain::cli {
 namespace fs = std::filesystem;
@@ -128,14 +130,8 @@ void add_eval_command(CLI::App& app, CliContext& context) {
   eval->callback([args, &context] {
     Experiment experiment = load_checked_experiment(context, args->file, args->overrides);
     run_as_group(context, args->launch, experiment, {}, [&](std::shared_ptr<ProcessGroup> group) {
-      TrainerConfig config;
-      config.console = false;
-      config.group = group;
-      config.evaluate_only = true;
-      config.eval_split = args->split;
-      Trainer trainer(experiment, Registry::global(), config);
-      trainer.load_weights(args->checkpoint);
-      EvalResult result = trainer.evaluate(args->split, args->max_batches);
+      const EvalResult result = train::evaluate_checkpoint(
+          experiment, Registry::global(), args->checkpoint, args->split, args->max_batches, group);
       if (group && group->rank() != 0) return;
       std::cout << json_text(result, 2) << "\n";
       if (!args->out.empty()) {

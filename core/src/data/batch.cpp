@@ -1,4 +1,5 @@
-// collate(): pads and stacks the samples of one task; Batch::to / pin_memory.
+// Batches (unitrain/batch.h): collate() pads and stacks the samples of one task;
+// Batch::to / pin_memory.
 #include <algorithm>
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// What scheduler.h defines for every strategy: the TaskRng engine and sample_index().
 #include <fmt/format.h>
 
 #include "unitrain/errors.h"

@@ -1,0 +1,145 @@
+// What a run reports: metrics.jsonl, skipped records, progress, throughput and
+// evaluation tables.
+#include "train/reports.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "unitrain/json_text.h"
+
+namespace unitrain::train {
+using json = nlohmann::json;
+
+namespace {
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "--:--";
+  auto s = static_cast<int64_t>(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+  return fmt::format("{:02}:{:02}", s / 60, s % 60);
+}
+
+}  // namespace
+
+void RunLog::open(const std::filesystem::path& file) { file_.open(file, std::ios::app); }
+
+void RunLog::write(const json& line) {
+  if (file_.is_open()) file_ << json_text(line) << "\n" << std::flush;
+}
+
+void RunLog::report_skips(const std::string& task, data::DataLoader& loader,
+                          const std::string& split, bool training, int64_t step) {
+  for (const auto& skip : loader.take_new_skips()) {
+    std::cerr << fmt::format(
+        "{}{}warning: task '{}', split '{}': record {} left out ({}): {}{}\n",
+        console_ && isatty(STDERR_FILENO) ? "\r\033[K" : "",
+        rank_ >= 0 ? fmt::format("rank {}: ", rank_) : "", task, split, skip.index,
+        skip.reason, skip.message,
+        training ? "; the next readable record takes its place" : "; not evaluated");
+    write({{"step", step},
+           {"skipped", {{"task", task}, {"split", split}, {"index", skip.index},
+                        {"reason", skip.reason}, {"message", skip.message}}}});
+  }
+}
+
+json throughput(const std::vector<TaskData>& tasks) {
+  json out = json::object();
+  TaskData all;
+  for (const auto& t : tasks) {
+    all.steps += t.steps;
+    all.samples += t.samples;
+    all.seconds += t.seconds;
+    all.data_s += t.data_s;
+    all.forward_s += t.forward_s;
+    all.backward_s += t.backward_s;
+    all.update_s += t.update_s;
+  }
+  auto entry = [&all](const TaskData& t) {
+    const double n = static_cast<double>(t.steps), sec = t.seconds;
+    return json{{"steps", t.steps},
+                {"share", all.steps > 0 ? n / static_cast<double>(all.steps) : 0.0},
+                {"samples", t.samples},
+                {"seconds", sec},
+                {"it_per_s", sec > 0 ? n / sec : 0.0},
+                {"samples_per_s", sec > 0 ? static_cast<double>(t.samples) / sec : 0.0},
+                {"phases",
+                 {{"data", t.data_s},
+                  {"forward", t.forward_s},
+                  {"backward", t.backward_s},
+                  {"update", t.update_s}}}};
+  };
+  for (const auto& t : tasks) out[t.name] = entry(t);
+  out["all"] = entry(all);
+  return out;
+}
+
+std::string throughput_table(const json& throughput, const std::vector<TaskData>& tasks) {
+  // The phase columns are milliseconds per update (a step's data, forward, backward and
+  // clip + optimizer time).
+  std::string table =
+      fmt::format("{:<12} {:>7} {:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}\n", "task",
+                  "steps", "share", "it/s", "samples/s", "seconds", "data ms", "fwd ms",
+                  "bwd ms", "upd ms");
+  auto row = [&table](const std::string& name, const json& v) {
+    const double steps = static_cast<double>(v.at("steps").get<int64_t>());
+    auto ms = [&](const char* phase) {
+      return steps > 0 ? 1000.0 * v.at("phases").at(phase).get<double>() / steps : 0.0;
+    };
+    table += fmt::format(
+        "{:<12} {:>7} {:>7.3f} {:>9.2f} {:>10.1f} {:>8.1f} {:>8.1f} {:>8.1f} {:>8.1f} {:>8.1f}\n",
+        name, v.at("steps").get<int64_t>(), v.at("share").get<double>(),
+        v.at("it_per_s").get<double>(), v.at("samples_per_s").get<double>(),
+        v.at("seconds").get<double>(), ms("data"), ms("forward"), ms("backward"), ms("update"));
+  };
+  for (const auto& task : tasks) row(task.name, throughput.at(task.name));
+  row("all", throughput.at("all"));
+  return table;
+}
+
+std::string eval_table(const json& result, const std::vector<TaskData>& tasks) {
+  std::string table = fmt::format("{:<12} {:<14} {:>8} {:>8}\n", "task", "metric", "value", "chance");
+  for (const auto& t : tasks) {
+    if (!result.contains(t.name) || result[t.name].empty()) continue;
+    const auto& metrics = result[t.name];
+    const std::string metric = metrics.items().begin().key();
+    const LabelSpace labels = t.train->labels();
+    const double chance = labels.kind == "detection" || labels.names.empty()
+                              ? 0.0
+                              : 1.0 / static_cast<double>(labels.names.size());
+    table += fmt::format("{:<12} {:<14} {:>8.3f} {:>8.3f}\n", t.name, metric,
+                         metrics[metric].get<double>(), chance);
+    if (labels.kind == "detection" && metrics.contains("ap50") && metric != "ap50") {
+      table += fmt::format("{:<12} {:<14} {:>8.3f} {:>8.3f}\n", "", "ap50",
+                           metrics["ap50"].get<double>(), 0.0);
+    }
+  }
+  return table;
+}
+
+void print_progress(bool tty, std::chrono::steady_clock::time_point started, int64_t first_step,
+                    int64_t step, const TrainingOptions& options,
+                    const std::vector<TaskData>& tasks) {
+  const bool line_due = step % options.log_every == 0 || step == options.max_steps;
+  if (!tty && !line_due) return;
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double rate = elapsed > 0 ? static_cast<double>(step - first_step) / elapsed : 0.0;
+  std::string losses;
+  for (const auto& t : tasks) {
+    if (!std::isnan(t.last_loss)) losses += fmt::format(" {} {:.3f}", t.name, t.last_loss);
+  }
+  const std::string text =
+      fmt::format("step {}/{}  {:.2f} it/s  ETA {} |{}", step, options.max_steps, rate,
+                  format_duration(rate > 0 ? (options.max_steps - step) / rate : NAN), losses);
+  if (tty) {
+    std::cerr << "\r\033[K" << text << std::flush;
+  } else {
+    std::cerr << text << "\n";
+  }
+}
+
+}  // namespace unitrain::train
