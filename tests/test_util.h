@@ -8,6 +8,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace unitrain::test {
 
@@ -75,6 +76,17 @@ inline CommandResult run_command(const std::string& command) {
 // Runs the built `unitrain` executable with the given arguments.
 inline CommandResult run_unitrain(const std::string& args) {
   return run_command(std::string("'") + UNITRAIN_TEST_BINARY + "' " + args);
+}
+
+// The JSON document a command printed after any lines of text: its output from the
+// first '{' on (an empty object and a test failure when there is none).
+inline nlohmann::json json_in(const CommandResult& result) {
+  const auto start = result.output.find('{');
+  if (start == std::string::npos) {
+    ADD_FAILURE() << "no JSON in: " << result.output;
+    return nlohmann::json::object();
+  }
+  return nlohmann::json::parse(result.output.substr(start));
 }
 
 inline std::string fixture(const std::string& folder) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -323,13 +324,39 @@ TEST(DataLoader, LoadersShareOneBudgetOfQueuedBytes) {
   EXPECT_EQ(shared->used(), 0);
 }
 
+// Workers blocked on a full queue are woken and joined when the loader goes: the
+// destructor returns (within a bound, or the test fails instead of hanging) and gives
+// back every queued byte.
 TEST(DataLoader, ShutsDownWithAFullQueue) {
   auto dataset = std::make_shared<CountingDataset>(100);
-  auto loader = std::make_unique<DataLoader>(dataset, options(4));
+  auto o = options(4);
+  o.queue_budget = std::make_shared<QueueBudget>(int64_t{1} << 40);
+  auto loader = std::make_unique<DataLoader>(dataset, o);
   loader->next();
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // workers fill the queue
-  loader.reset();  // must not hang
-  SUCCEED();
+  // Wait until the workers have filled the queue (prefetch batches) and block.
+  const auto filled_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  int64_t queued = 0;
+  while (std::chrono::steady_clock::now() < filled_by) {
+    queued = o.queue_budget->used();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (queued > 0 && queued == o.queue_budget->used()) break;  // stable: the workers wait
+  }
+  ASSERT_GT(queued, 0) << "the workers never queued a batch";
+
+  std::promise<void> done;
+  auto finished = done.get_future();
+  std::thread closer([&loader, &done] {
+    loader.reset();
+    done.set_value();
+  });
+  if (finished.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    // The destructor hangs: report and end the process rather than hang the suite.
+    std::fprintf(stderr, "DataLoader.ShutsDownWithAFullQueue: the loader's destructor did not "
+                         "return within 20 s\n");
+    std::_Exit(1);
+  }
+  closer.join();
+  EXPECT_EQ(o.queue_budget->used(), 0);
 }
 
 TEST(DataLoader, RejectsBadSettings) {

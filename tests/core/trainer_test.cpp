@@ -532,6 +532,86 @@ TEST(Trainer, ResumeWithDropoutIsExact) {
   expect_exact_resume(j);
 }
 
+// A run of 20 steps writing a checkpoint every 5, and a run resumed in another folder
+// from the first one's step-10 file: steps 10..19 give the same losses, tasks, logged
+// learning rates and final parameters, bit for bit. Both runs have max_steps 20, so
+// any schedule and warmup can be checked.
+void expect_exact_resume_from_step_file(const json& base) {
+  test::TempDir dir;
+  json j = base;
+  j["training"]["max_steps"] = 20;
+  j["training"]["checkpoint_every"] = 5;
+  j["training"]["keep_checkpoints"] = 4;
+  j["training"]["log_every"] = 1;
+  const Experiment e = experiment(dir, j);
+  Trainer straight(e, registry(), quiet(dir / "straight"));
+  straight.train();
+  TrainerConfig config = quiet(dir / "resumed", true);
+  config.resume_from = dir / "straight/checkpoints/step_00000010.pt";
+  Trainer resumed(e, registry(), config);
+  resumed.train();
+
+  ASSERT_EQ(straight.history().size(), 20u);
+  ASSERT_EQ(resumed.history().size(), 10u);
+  for (size_t i = 0; i < 10; ++i) {
+    const auto& a = straight.history()[10 + i];
+    const auto& b = resumed.history()[i];
+    EXPECT_EQ(b.step, a.step);
+    EXPECT_EQ(b.task, a.task) << "step " << a.step;
+    EXPECT_EQ(b.loss, a.loss) << "step " << a.step;
+  }
+  // The learning rate of every logged step (warmup and decay continue where they were).
+  std::map<int64_t, double> lr;
+  for (const auto& line : read_jsonl(dir / "straight/metrics.jsonl")) {
+    if (line.contains("lr")) lr[line["step"].get<int64_t>()] = line["lr"].get<double>();
+  }
+  int64_t compared = 0;
+  for (const auto& line : read_jsonl(dir / "resumed/metrics.jsonl")) {
+    if (!line.contains("lr")) continue;
+    const int64_t step = line["step"].get<int64_t>();
+    EXPECT_GT(step, 10);
+    EXPECT_EQ(line["lr"].get<double>(), lr.at(step)) << "step " << step;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 10);
+  auto a = straight.model().named_parameters();
+  for (const auto& item : resumed.model().named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), a[item.key()])) << item.key();
+  }
+}
+
+TEST(Trainer, ResumeInsideTheWarmupOfALinearScheduleIsExact) {
+  json j = two_task_experiment();
+  j["training"]["lr_schedule"] = "linear";
+  j["training"]["warmup_steps"] = 14;
+  j["training"]["min_lr_ratio"] = 0.1;
+  expect_exact_resume_from_step_file(j);
+}
+
+TEST(Trainer, ResumeDuringACosineDecayIsExact) {
+  json j = two_task_experiment();
+  j["training"]["lr_schedule"] = "cosine";
+  j["training"]["warmup_steps"] = 3;
+  expect_exact_resume_from_step_file(j);
+}
+
+// Micro-batches of one update come from different tasks; the scheduler and every
+// loader must be saved between updates, not micro-batches.
+TEST(Trainer, ResumeWithGradientAccumulationIsExact) {
+  json j = two_task_experiment();
+  j["training"]["accumulate_steps"] = 3;
+  expect_exact_resume_from_step_file(j);
+}
+
+// Several loader threads prefetching ahead: the checkpoint holds the position of the
+// batches consumed, not of those queued.
+TEST(Trainer, ResumeWithSeveralLoaderWorkersIsExact) {
+  json j = two_task_experiment();
+  j["data"] = {{"workers", 3}, {"prefetch", 4}};
+  j["scheduler"] = {{"type", "size_proportional"}};
+  expect_exact_resume_from_step_file(j);
+}
+
 // --- non-finite losses -------------------------------------------------------------
 
 TEST(Trainer, NanLossStopsWithStepTaskAndValue) {

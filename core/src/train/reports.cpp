@@ -106,7 +106,8 @@ std::string eval_table(const json& result, const std::vector<TaskData>& tasks) {
     if (!result.contains(t.name) || result[t.name].empty()) continue;
     const auto& metrics = result[t.name];
     const std::string metric = metrics.items().begin().key();
-    const LabelSpace labels = t.train->labels();
+    // The evaluated split's labels: an evaluate-only run opens no training split.
+    const LabelSpace labels = (t.eval ? t.eval : t.train)->labels();
     const double chance = labels.kind == "detection" || labels.names.empty()
                               ? 0.0
                               : 1.0 / static_cast<double>(labels.names.size());

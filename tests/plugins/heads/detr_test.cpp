@@ -69,37 +69,44 @@ double giou(const torch::Tensor& a, const torch::Tensor& b) {
   return inter / uni - (hull - uni) / hull;
 }
 
-// The DETR loss by hand on the head's own outputs: the matching by brute force over the
-// full cost (-p_class + 5 L1 - 2 GIoU, non-zero logits), cross-entropy weighted by
-// eos_coef for no-object (PyTorch's weighted mean), L1 and 1 - GIoU over the batch's box
-// count, each times its coefficient.
-TEST(DetrHead, LossValuesByHand) {
-  torch::manual_seed(7);
-  const double eos = 0.1;
-  DetrHead head(tiny().aux_loss(false).eos_coef(eos));
-  const auto decoder_out = torch::randn({1, 2, 3, 8}) * 2;
-  const auto batch = detection_batch();
-  const auto out = head->run(decoder_out, batch, true);
-  const auto logits = out.outputs.at("pred_logits"), boxes = out.outputs.at("pred_boxes");
+// The DETR loss of one decoder layer by hand, from that layer's logits [B, Q, C+1] and
+// boxes [B, Q, 4]: each image's targets, repeated `repeats` times (at most Q / n, as
+// the one-to-many matcher), matched by brute force over the full cost (-p_class + 5 L1
+// - 2 GIoU); cross-entropy weighted by eos_coef for no-object (PyTorch's weighted mean);
+// L1 and 1 - GIoU summed over the matched pairs and divided by their count (by the
+// number of targets when repeats is 1), each times its coefficient.
+struct HandLosses {
+  double ce = 0, bbox = 0, giou = 0;
+  std::vector<std::vector<int64_t>> target_of;  // per image and query: matched target or -1
+};
+
+HandLosses hand_losses(const torch::Tensor& logits, const torch::Tensor& boxes, const Batch& batch,
+                       double eos, int64_t repeats = 1) {
   const auto prob = logits.softmax(-1), log_prob = logits.log_softmax(-1);
-  const int64_t queries = 3, no_object = 4;
-  double ce_sum = 0, weight_sum = 0, l1 = 0, giou_loss = 0;
-  for (int64_t i = 0; i < 2; ++i) {
+  const int64_t images = logits.size(0), queries = logits.size(1), no_object = logits.size(2) - 1;
+  HandLosses out;
+  double ce_sum = 0, weight_sum = 0, l1 = 0, giou_loss = 0, pairs = 0;
+  for (int64_t i = 0; i < images; ++i) {
     const auto& targets = batch.boxes[i];
     const auto& classes = batch.classes[i];
     const int64_t n = targets.size(0);
-    // Every injective map of the n targets onto the 3 queries.
-    std::vector<int64_t> best;
+    const int64_t r = n == 0 ? 1 : std::max<int64_t>(1, std::min(repeats, queries / n));
+    std::vector<int64_t> list;  // target index of each entry to match
+    for (int64_t k = 0; k < r; ++k) {
+      for (int64_t j = 0; j < n; ++j) list.push_back(j);
+    }
+    const auto t_count = static_cast<int64_t>(list.size());
+    // Every injective map of the entries onto the queries.
+    std::vector<int64_t> best, pick(t_count);
     double best_cost = 1e30;
-    std::vector<int64_t> pick(n);
     std::function<void(int64_t)> search = [&](int64_t t) {
-      if (t == n) {
+      if (t == t_count) {
         double cost = 0;
-        for (int64_t j = 0; j < n; ++j) {
-          const auto c = classes[j].item<int64_t>();
-          cost += -prob[i][pick[j]][c].item<double>() +
-                  5 * (boxes[i][pick[j]] - targets[j]).abs().sum().item<double>() -
-                  2 * giou(boxes[i][pick[j]], targets[j]);
+        for (int64_t e = 0; e < t_count; ++e) {
+          const int64_t j = list[e];
+          cost += -prob[i][pick[e]][classes[j].item<int64_t>()].item<double>() +
+                  5 * (boxes[i][pick[e]] - targets[j]).abs().sum().item<double>() -
+                  2 * giou(boxes[i][pick[e]], targets[j]);
         }
         if (cost < best_cost) best_cost = cost, best = pick;
         return;
@@ -111,24 +118,110 @@ TEST(DetrHead, LossValuesByHand) {
       }
     };
     search(0);
+    std::vector<int64_t> target_of(queries, -1);
+    for (int64_t e = 0; e < t_count; ++e) target_of[best[e]] = list[e];
     for (int64_t q = 0; q < queries; ++q) {
-      int64_t target_class = no_object;
-      for (int64_t j = 0; j < n; ++j) {
-        if (best[j] == q) target_class = classes[j].item<int64_t>();
-      }
+      const int64_t target_class = target_of[q] < 0 ? no_object : classes[target_of[q]].item<int64_t>();
       const double w = target_class == no_object ? eos : 1.0;
       ce_sum += -w * log_prob[i][q][target_class].item<double>();
       weight_sum += w;
+      if (target_of[q] < 0) continue;
+      l1 += (boxes[i][q] - targets[target_of[q]]).abs().sum().item<double>();
+      giou_loss += 1 - giou(boxes[i][q], targets[target_of[q]]);
+      pairs += 1;
     }
-    for (int64_t j = 0; j < n; ++j) {
-      l1 += (boxes[i][best[j]] - targets[j]).abs().sum().item<double>();
-      giou_loss += 1 - giou(boxes[i][best[j]], targets[j]);
+    out.target_of.push_back(target_of);
+  }
+  out.ce = ce_sum / weight_sum;
+  out.bbox = 5 * l1 / pairs;
+  out.giou = 2 * giou_loss / pairs;
+  return out;
+}
+
+void expect_losses(const HeadOutput& out, const std::string& suffix, const HandLosses& hand) {
+  EXPECT_NEAR(out.losses.at("loss_ce" + suffix).item<double>(), hand.ce, 1e-5) << suffix;
+  EXPECT_NEAR(out.losses.at("loss_bbox" + suffix).item<double>(), hand.bbox, 1e-5) << suffix;
+  EXPECT_NEAR(out.losses.at("loss_giou" + suffix).item<double>(), hand.giou, 1e-5) << suffix;
+}
+
+TEST(DetrHead, LossValuesByHand) {
+  torch::manual_seed(7);
+  const double eos = 0.1;
+  DetrHead head(tiny().aux_loss(false).eos_coef(eos));
+  const auto decoder_out = torch::randn({1, 2, 3, 8}) * 2;
+  const auto batch = detection_batch();
+  const auto out = head->run(decoder_out, batch, true);
+  expect_losses(out, "", hand_losses(out.outputs.at("pred_logits"), out.outputs.at("pred_boxes"), batch, eos));
+}
+
+// Every decoder layer but the last gets its own matching and losses (suffix _l), here
+// one-to-many: each target repeated twice (image 1: 2 x 2 = 4 entries on 4 queries),
+// the box losses divided by the matched pairs (6). The last layer stays one-to-one.
+TEST(DetrHead, AuxLossesPerLayerWithOneToManyByHand) {
+  torch::manual_seed(11);
+  const double eos = 0.2;
+  DetrHead head(tiny().eos_coef(eos).one_to_many_repeats(2));
+  const auto decoder_out = torch::randn({3, 2, 4, 8}) * 2;
+  const auto batch = detection_batch();
+  const auto out = head->run(decoder_out, batch, true);
+  for (int64_t l = 0; l < 3; ++l) {
+    // The layer's own predictions: the head's outputs on that layer alone.
+    const auto layer = head->run(decoder_out.narrow(0, l, 1), batch, /*with_loss=*/false);
+    const bool last = l == 2;
+    const auto hand = hand_losses(layer.outputs.at("pred_logits"), layer.outputs.at("pred_boxes"), batch, eos,
+                                  last ? 1 : 2);
+    expect_losses(out, last ? "" : "_" + std::to_string(l), hand);
+    if (!last) {
+      // Every query of image 0 is matched (2 targets x 2), and image 1's target twice.
+      EXPECT_EQ(std::count(hand.target_of[0].begin(), hand.target_of[0].end(), -1), 0);
+      EXPECT_EQ(std::count(hand.target_of[1].begin(), hand.target_of[1].end(), 0), 2);
     }
   }
-  const double num_boxes = 3;
-  EXPECT_NEAR(out.losses.at("loss_ce").item<double>(), ce_sum / weight_sum, 1e-5);
-  EXPECT_NEAR(out.losses.at("loss_bbox").item<double>(), 5 * l1 / num_boxes, 1e-5);
-  EXPECT_NEAR(out.losses.at("loss_giou").item<double>(), 2 * giou_loss / num_boxes, 1e-5);
+  EXPECT_EQ(out.losses.size(), 9u);
+}
+
+// Visual Genome's attribute loss by hand: for each box matched on the last layer, the
+// attribute MLP on [query output, embedding of the target class], BCE with logits
+// against the multi-hot of its attribute ids averaged over the attributes, then averaged
+// over the boxes that have at least one attribute.
+TEST(DetrHead, AttributeLossByHand) {
+  torch::manual_seed(5);
+  const int64_t attributes = 5;
+  DetrHead head(tiny().aux_loss(false).num_attributes(attributes).attribute_hidden_dim(7)
+                    .attribute_class_embed_dim(3).attribute_loss_coef(0.7));
+  auto batch = detection_batch();
+  // Image 0: box 0 has attributes 1 and 4, box 1 none; image 1: box 0 has attribute 0.
+  batch.attributes = {torch::tensor({{1, 4, -1}, {-1, -1, -1}}, torch::kLong),
+                      torch::tensor({{0, -1, -1}}, torch::kLong)};
+  const auto decoder_out = torch::randn({1, 2, 3, 8}) * 2;
+  const auto out = head->run(decoder_out, batch, true);
+  const auto hand = hand_losses(out.outputs.at("pred_logits"), out.outputs.at("pred_boxes"), batch, 0.1);
+
+  auto params = head->named_parameters();
+  const auto embed = params["attribute_class_embed.weight"];
+  double sum = 0, boxes_with_attributes = 0;
+  for (int64_t i = 0; i < 2; ++i) {
+    for (int64_t q = 0; q < 3; ++q) {
+      const int64_t j = hand.target_of[i][q];
+      if (j < 0) continue;
+      const auto ids = batch.attributes[i][j];
+      if (ids.ge(0).sum().item<int64_t>() == 0) continue;  // no attribute: not counted
+      const auto x = torch::cat({decoder_out[0][i][q], embed[batch.classes[i][j].item<int64_t>()]});
+      const auto hidden = torch::relu(torch::matmul(params["attribute_fc1.weight"], x) + params["attribute_fc1.bias"]);
+      const auto logits = torch::matmul(params["attribute_fc2.weight"], hidden) + params["attribute_fc2.bias"];
+      double bce = 0;
+      for (int64_t a = 0; a < attributes; ++a) {
+        const double z = logits[a].item<double>();
+        const double y = ids.eq(a).any().item<bool>() ? 1.0 : 0.0;
+        const double p = 1 / (1 + std::exp(-z));
+        bce += -(y * std::log(p) + (1 - y) * std::log(1 - p));
+      }
+      sum += bce / attributes;
+      boxes_with_attributes += 1;
+    }
+  }
+  ASSERT_EQ(boxes_with_attributes, 2);
+  EXPECT_NEAR(out.losses.at("loss_attr").item<double>(), 0.7 * sum / boxes_with_attributes, 1e-5);
 }
 
 TEST(DetrHead, NoAuxLossGivesFinalLayerOnly) {

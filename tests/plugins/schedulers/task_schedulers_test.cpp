@@ -194,5 +194,45 @@ TEST(Schedulers, BadOptionsAreRejected) {
   EXPECT_THROW(s->setup(zero), std::invalid_argument);
 }
 
+// Every registered strategy, stopped in the middle of an epoch (and of the annealed
+// schedule) and restored from its state as a checkpoint holds it (JSON text), goes on
+// with the very draws of the one that kept running. A strategy whose state is not the
+// fresh one must also differ from a fresh instance, or the round trip proves nothing.
+TEST(Schedulers, EveryStrategyResumesMidEpochExactly) {
+  std::vector<SchedulerTask> tasks = {{"a", 40, 5, 0.5}, {"b", 24, 3, 0.3}, {"c", 56, 7, 0.2}};
+  const int64_t epoch = 5 + 3 + 7;
+  const auto schedulers = registry().list("scheduler");
+  ASSERT_GE(schedulers.size(), 6u);
+  for (const auto& info : schedulers) {
+    SCOPED_TRACE(info.name);
+    const json options = info.name == "annealed" ? json{{"num_epochs", 4}} : json::object();
+    auto running = make(info.name, options, tasks);
+    TaskRng rng(99);
+    for (int64_t i = 0; i < epoch + epoch / 2; ++i) running->next(rng);  // 1.5 epochs
+
+    const std::string saved = running->state().dump();
+    const std::string saved_rng = rng.state().dump();
+    auto restored = make(info.name, options, tasks);
+    restored->load_state(json::parse(saved));
+    TaskRng restored_rng;
+    restored_rng.load_state(json::parse(saved_rng));
+    auto fresh = make(info.name, options, tasks);
+    TaskRng fresh_rng;
+    fresh_rng.load_state(json::parse(saved_rng));
+
+    std::vector<size_t> expected, got, from_fresh;
+    for (int64_t i = 0; i < 3 * epoch; ++i) {
+      expected.push_back(running->next(rng));
+      got.push_back(restored->next(restored_rng));
+      from_fresh.push_back(fresh->next(fresh_rng));
+    }
+    EXPECT_EQ(got, expected);
+    EXPECT_EQ(restored->state(), running->state());
+    if (json::parse(saved) != make(info.name, options, tasks)->state()) {
+      EXPECT_NE(from_fresh, expected) << "the state changes nothing";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace unitrain
