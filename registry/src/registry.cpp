@@ -90,6 +90,8 @@ struct Registry::Impl {
   mutable std::mutex mutex;
   std::map<std::pair<std::string, std::string>, Entry> entries;
   std::set<std::string> loaded_files;  // canonical paths
+  // Every folder loaded, and why, in order: named when a plugin is not found.
+  std::vector<std::string> searched;
 };
 
 Registry::Registry() : impl_(std::make_unique<Impl>()) {}
@@ -173,6 +175,12 @@ void Registry::load_directory(const fs::path& dir, const std::string& origin) {
     }
   }
   std::sort(files.begin(), files.end());
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    const std::string entry = origin.empty() ? dir.string() : fmt::format("{} ({})", dir.string(), origin);
+    auto& searched = impl_->searched;
+    if (std::find(searched.begin(), searched.end(), entry) == searched.end()) searched.push_back(entry);
+  }
   for (const auto& file : files) load_file(file, origin);
 }
 
@@ -242,14 +250,18 @@ const PluginInfo& Registry::find(const std::string& kind, const std::string& nam
   for (const auto& [key, entry] : impl_->entries) {
     if (key.first == kind) names.push_back(key.second);
   }
+  const std::string searched =
+      impl_->searched.empty()
+          ? std::string("no plugin folder was searched")
+          : fmt::format("plugin folders searched: {}", join(impl_->searched));
   if (names.empty()) {
     throw RegistryError(
-        fmt::format("unknown {} '{}': no {} plugins are registered (plugin search path: the "
-                    "build's plugins/, \"plugin_dirs\", UNITRAIN_PLUGIN_PATH)",
-                    kind, name, kind));
+        fmt::format("unknown {} '{}': no {} plugins are registered ({}; add a folder with "
+                    "--plugin-dir, \"plugin_dirs\" or UNITRAIN_PLUGIN_PATH)",
+                    kind, name, kind, searched));
   }
-  throw RegistryError(fmt::format("unknown {} '{}'; registered {}s: {}", kind, name, kind,
-                                  join(nearest_first(name, names))));
+  throw RegistryError(fmt::format("unknown {} '{}'; registered {}s: {} ({})", kind, name, kind,
+                                  join(nearest_first(name, names)), searched));
 }
 
 std::vector<const PluginInfo*> Registry::find_any(const std::string& name) const {

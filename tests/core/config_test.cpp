@@ -321,5 +321,48 @@ TEST(ValidateCli, PluginDirsAreRelativeToTheExperiment) {
   EXPECT_EQ(result.status, 0) << result.output;
 }
 
+// A plugin folder named in an included file is relative to that file, as a folder named
+// in the top file is relative to the top file.
+TEST(ValidateCli, PluginDirsInAnIncludedFileAreRelativeToThatFile) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "common");
+  std::filesystem::copy(test::fixture("good"), dir / "common/my_plugins");
+  test::write_file(dir / "common/plugins.json", R"({"plugin_dirs": ["my_plugins"]})");
+  json e = json::parse(kValid);
+  e["include"] = "common/plugins.json";
+  test::write_file(dir / "x.json", e.dump());
+  auto result = test::run_unitrain("validate " + (dir / "x.json").string());
+  EXPECT_EQ(result.status, 0) << result.output;
+  // The same folder named with --set is relative to the current folder.
+  auto set = test::run_unitrain("validate " + (dir / "x.json").string() + " --set 'plugin_dirs=[\"" +
+                                (dir / "common/my_plugins").string() + "\"]'");
+  EXPECT_EQ(set.status, 0) << set.output;
+  auto wrong = test::run_unitrain("validate " + (dir / "x.json").string() +
+                                  " --set 'plugin_dirs=[\"my_plugins\"]'");
+  EXPECT_EQ(wrong.status, 1) << wrong.output;
+}
+
+// null removes a key: an included component dropped by the including file or --set.
+TEST(Experiment, NullRemovesAnIncludedKey) {
+  test::TempDir dir;
+  json base = json::parse(kValid);
+  base["model"]["encoders"]["image"] = {{"type", "test_encoder"}, {"modality", "image"}};
+  test::write_file(dir / "base.json", base.dump());
+  test::write_file(dir / "x.json", R"({"include": "base.json", "model": {"encoders": {"image": null}}})");
+  Experiment e = load_experiment(dir / "x.json");
+  EXPECT_FALSE(e.json["model"]["encoders"].contains("image")) << e.json.dump();
+  EXPECT_TRUE(e.json["model"]["encoders"].contains("text"));
+  validate_experiment(e, &fixture_registry());
+
+  test::write_file(dir / "y.json", R"({"include": "base.json"})");
+  Experiment set = load_experiment(dir / "y.json", {"model.encoders.image=null", "nothing.here=null"});
+  EXPECT_FALSE(set.json["model"]["encoders"].contains("image")) << set.json.dump();
+  EXPECT_FALSE(set.json.contains("nothing"));
+  validate_experiment(set, &fixture_registry());
+  // Removing what a task reads is reported where the task names it.
+  EXPECT_THAT(validate_error(dir / "y.json", {"model.encoders.text=null"}),
+              HasSubstr(":/tasks/vqa2/encoders/0: unknown encoder 'text'"));
+}
+
 }  // namespace
 }  // namespace unitrain

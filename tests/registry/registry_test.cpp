@@ -98,6 +98,20 @@ TEST(Registry, UnknownNameListsRegisteredOnesNearestFirst) {
   EXPECT_THAT(message, HasSubstr("unknown head 'test_haed'; registered heads: test_head, throwing_head"));
 }
 
+TEST(Registry, UnknownNameSaysWhichFoldersWereSearched) {
+  Registry registry;
+  registry.load_file(good_lib());
+  EXPECT_THAT(error_of<RegistryError>([&] { registry.find("head", "nope"); }),
+              HasSubstr("registered heads: test_head (no plugin folder was searched)"));
+  const auto folder = test::fixture("good");
+  registry.load_directory(folder, "--plugin-dir");
+  EXPECT_THAT(error_of<RegistryError>([&] { registry.find("head", "nope"); }),
+              HasSubstr("(plugin folders searched: " + folder + " (--plugin-dir))"));
+  EXPECT_THAT(error_of<RegistryError>([&] { registry.find("sampler", "nope"); }),
+              HasSubstr("unknown sampler 'nope': no sampler plugins are registered (plugin folders "
+                        "searched: " + folder + " (--plugin-dir); add a folder with --plugin-dir"));
+}
+
 TEST(Registry, FactoryExceptionMessageIsPassedThrough) {
   Registry registry;
   registry.load_file(lib("throwing", "unitrain_fixture_throwing"));

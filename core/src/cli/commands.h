@@ -32,8 +32,12 @@ struct CliContext {
 void load_plugins(const CliContext& context, const std::vector<std::string>& experiment_dirs = {},
                   const std::vector<std::string>& experiment_files = {});
 
-// Loads an experiment, its plugins (plugin_dirs / plugins, relative to the file) and
-// validates it against the schema and the registry.
+// Loads the plugins an experiment names (plugin_dirs / plugins; a relative path is
+// relative to the folder of the file that wrote it, the current folder for --set).
+void load_experiment_plugins(const CliContext& context, const Experiment& experiment);
+
+// Loads an experiment, its plugins (as load_experiment_plugins) and validates it
+// against the schema and the registry (cli/experiment_loading.cpp).
 Experiment load_checked_experiment(const CliContext& context, const std::string& file,
                                    const std::vector<std::string>& overrides);
 

@@ -165,14 +165,7 @@ void add_data_command(CLI::App& app, CliContext& context) {
     // components' plugins need not be present) and each dataset block is checked
     // against its plugin's defaults when it is created.
     Experiment experiment = load_experiment(args->file, args->overrides);
-    std::vector<std::string> dirs, files;
-    const auto base = experiment.file.parent_path();
-    for (const auto& [key, out] : {std::pair{"plugin_dirs", &dirs}, {"plugins", &files}}) {
-      for (const auto& item : experiment.json.value(key, nlohmann::json::array())) {
-        if (item.is_string()) out->push_back((base / item.get<std::string>()).string());
-      }
-    }
-    load_plugins(context, dirs, files);
+    load_experiment_plugins(context, experiment);
     validate_experiment(experiment, nullptr);
     nlohmann::json report = nlohmann::json::object();
     int64_t failed = 0;

@@ -31,22 +31,43 @@ void record_origin(const json& value, const std::string& pointer, const std::str
   }
 }
 
-// Objects merge key by key; anything else replaces. Origins follow the overlay.
+// Forgets the origins of `pointer` and of everything below it.
+void erase_origins(const std::string& pointer, std::map<std::string, std::string>& origin) {
+  origin.erase(pointer);
+  auto it = origin.lower_bound(pointer + "/");
+  while (it != origin.end() && it->first.compare(0, pointer.size() + 1, pointer + "/") == 0) {
+    it = origin.erase(it);
+  }
+}
+
+// `value` without the object members that are null, at any depth (arrays kept as they
+// are): a null removes a key, so it never stays in the resolved experiment.
+json without_nulls(const json& value) {
+  if (!value.is_object()) return value;
+  json out = json::object();
+  for (const auto& [key, item] : value.items()) {
+    if (!item.is_null()) out[key] = without_nulls(item);
+  }
+  return out;
+}
+
+// Objects merge key by key; null removes the key (an included component, a default
+// block); anything else replaces. Origins follow the overlay.
 void merge_into(json& base, const json& overlay, const std::string& pointer,
                 std::map<std::string, std::string>& origin,
                 const std::map<std::string, std::string>& overlay_origin) {
   for (const auto& [key, item] : overlay.items()) {
     const std::string p = pointer_join(pointer, key);
-    if (base.contains(key) && base[key].is_object() && item.is_object()) {
+    if (item.is_null()) {
+      base.erase(key);
+      erase_origins(p, origin);
+    } else if (base.contains(key) && base[key].is_object() && item.is_object()) {
       merge_into(base[key], item, p, origin, overlay_origin);
       origin[p] = overlay_origin.count(p) ? overlay_origin.at(p) : origin[p];
     } else {
       // Drop stale origins below a replaced value, then take the overlay's.
-      auto it = origin.lower_bound(p + "/");
-      while (it != origin.end() && it->first.compare(0, p.size() + 1, p + "/") == 0) {
-        it = origin.erase(it);
-      }
-      base[key] = item;
+      erase_origins(p, origin);
+      base[key] = without_nulls(item);
       for (auto o = overlay_origin.lower_bound(p); o != overlay_origin.end(); ++o) {
         if (o->first != p && o->first.compare(0, p.size() + 1, p + "/") != 0) break;
         origin[o->first] = o->second;
@@ -166,7 +187,8 @@ Loaded load_with_includes(const fs::path& file, std::vector<fs::path>& stack) {
   return result;
 }
 
-// `a.b.c=value`: value parsed as JSON when it parses, else taken as a string.
+// `a.b.c=value`: value parsed as JSON when it parses, else taken as a string; `null`
+// removes the key (nothing to do when it is absent).
 void apply_override(json& root, std::map<std::string, std::string>& origin,
                     const std::string& text) {
   auto eq = text.find('=');
@@ -190,9 +212,15 @@ void apply_override(json& root, std::map<std::string, std::string>& origin,
     if (key.empty()) throw ConfigError(fmt::format("--set '{}': empty key in '{}'", text, path));
     pointer = pointer_join(pointer, key);
     if (dot == std::string::npos) {
-      (*node)[key] = value;
+      if (value.is_null()) {
+        node->erase(key);
+        erase_origins(pointer, origin);
+        return;
+      }
+      (*node)[key] = without_nulls(value);
       break;
     }
+    if (value.is_null() && !node->contains(key)) return;
     json& child = (*node)[key];
     if (child.is_null()) child = json::object();
     if (!child.is_object()) {

@@ -1,0 +1,57 @@
+// Loading an experiment for a command: the plugins it names and the schema check.
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "unitrain/config.h"
+#include "unitrain/registry.h"
+
+namespace unitrain::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The file (or "--set KEY") that wrote the value at `pointer`, or its nearest written
+// ancestor.
+std::string origin_of(const Experiment& experiment, std::string pointer) {
+  while (true) {
+    auto it = experiment.origin.find(pointer);
+    if (it != experiment.origin.end()) return it->second;
+    if (pointer.empty()) return experiment.file.string();
+    pointer = pointer.substr(0, pointer.rfind('/'));
+  }
+}
+
+// The entries of `key` ("plugin_dirs" or "plugins"), each relative path resolved against
+// the folder of the file that wrote it: an included file's entries name folders next to
+// that file, and --set entries folders relative to the current one.
+std::vector<std::string> plugin_paths(const Experiment& experiment, const std::string& key) {
+  std::vector<std::string> out;
+  const auto& value = experiment.json.value(key, nlohmann::json::array());
+  if (!value.is_array()) return out;  // reported by validate_experiment
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (!value[i].is_string()) continue;
+    fs::path path = value[i].get<std::string>();
+    if (path.is_relative()) {
+      const std::string origin = origin_of(experiment, "/" + key + "/" + std::to_string(i));
+      path = (origin.rfind("--set", 0) == 0 ? fs::current_path() : fs::path(origin).parent_path()) / path;
+    }
+    out.push_back(path.lexically_normal().string());
+  }
+  return out;
+}
+
+}  // namespace
+
+void load_experiment_plugins(const CliContext& context, const Experiment& experiment) {
+  load_plugins(context, plugin_paths(experiment, "plugin_dirs"), plugin_paths(experiment, "plugins"));
+}
+
+Experiment load_checked_experiment(const CliContext& context, const std::string& file,
+                                   const std::vector<std::string>& overrides) {
+  Experiment experiment = load_experiment(file, overrides);
+  load_experiment_plugins(context, experiment);
+  validate_experiment(experiment, &Registry::global());
+  return experiment;
+}
+
+}  // namespace unitrain::cli
