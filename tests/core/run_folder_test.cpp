@@ -302,9 +302,13 @@ TEST_F(SixStepRun, ResumeFromACheckpointFile) {
     for (std::string line; std::getline(in, line);) steps.push_back(json::parse(line));
     return steps;
   }();
-  // 6 lines + evaluation from the first run, then steps 3..8 and the evaluation.
-  ASSERT_EQ(lines.size(), 14u);
-  EXPECT_EQ(lines[7].at("step"), 3);
+  // Steps 1 and 2 of the first run, then steps 3..8 and the evaluation: the first run's
+  // steps 3..6 and its evaluation, trained again, were left out.
+  ASSERT_EQ(lines.size(), 9u);
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(lines[i].at("step"), i + 1);
+  EXPECT_TRUE(lines[8].contains("eval"));
+  EXPECT_THAT(resumed.output, HasSubstr("resume: " + (run_ / "metrics.jsonl").string() +
+                                        ": 5 line(s) after step 2 left out"));
   EXPECT_TRUE(fs::exists(run_ / "checkpoints/step_00000008.pt"));
 
   auto outside = test::run_unitrain(plugins() + "train " + quoted(dir_ / "longer.json") +
@@ -323,6 +327,34 @@ TEST_F(SixStepRun, ResumeFromACheckpointFile) {
                                      quoted(dir_ / "new"));
   EXPECT_EQ(with_out.status, 0) << with_out.output;
   EXPECT_TRUE(fs::exists(dir_ / "new/checkpoints/step_00000008.pt"));
+}
+
+// A run resumed through the CLI from its step-4 file, after it had gone on to step 8,
+// leaves the metrics.jsonl it had: the same lines (losses, learning rates, gradient
+// norms, the evaluation) bit for bit, each step once.
+TEST_F(SixStepRun, ResumedRunLogsWhatAStraightRunLogs) {
+  test::write_file(dir_ / "longer.json", longer_.json.dump());
+  const fs::path run = dir_ / "straight";
+  auto straight = test::run_unitrain(plugins() + "train " + quoted(dir_ / "longer.json") + " --out " +
+                                     quoted(run));
+  ASSERT_EQ(straight.status, 0) << straight.output;
+  auto read = [](const fs::path& file) {
+    std::ifstream in(file);
+    std::vector<json> lines;
+    for (std::string line; std::getline(in, line);) {
+      json entry = json::parse(line);
+      entry.erase("samples_per_s");  // wall-clock
+      lines.push_back(entry);
+    }
+    return lines;
+  };
+  const auto expected = read(run / "metrics.jsonl");
+  ASSERT_EQ(expected.size(), 9u);  // steps 1..8 and the evaluation
+  auto resumed = test::run_unitrain(plugins() + "train " + quoted(dir_ / "longer.json") + " --resume " +
+                                    quoted(run / "checkpoints/step_00000004.pt"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr(": 5 line(s) after step 4 left out"));
+  EXPECT_EQ(read(run / "metrics.jsonl"), expected);
 }
 
 // An entry that torch reads but the trainer cannot use (a generator state of the wrong

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
 
+#include "train/durable_file.h"
 #include "unitrain/json_text.h"
 
 namespace unitrain::train {
@@ -25,7 +27,32 @@ std::string format_duration(double seconds) {
 
 }  // namespace
 
-void RunLog::open(const std::filesystem::path& file) { file_.open(file, std::ios::app); }
+void RunLog::open(const std::filesystem::path& file, int64_t resumed_at) {
+  std::error_code ec;
+  if (resumed_at >= 0 && std::filesystem::exists(file, ec)) {
+    std::ifstream in(file);
+    std::string kept;
+    int64_t left_out = 0;
+    for (std::string line; std::getline(in, line);) {
+      const json entry = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      const bool keep = entry.is_object() &&
+                        (!entry.contains("step") || !entry["step"].is_number_integer() ||
+                         entry["step"].get<int64_t>() <= resumed_at);
+      if (keep) {
+        kept += line + "\n";
+      } else {
+        ++left_out;
+      }
+    }
+    if (left_out > 0) {
+      write_text_durably(file, kept);
+      std::cerr << fmt::format("resume: {}: {} line(s) after step {} left out (those steps are "
+                               "trained again)\n",
+                               file.string(), left_out, resumed_at);
+    }
+  }
+  file_.open(file, std::ios::app);
+}
 
 void RunLog::write(const json& line) {
   if (file_.is_open()) file_ << json_text(line) << "\n" << std::flush;

@@ -26,8 +26,11 @@ class RunLog {
   // warnings (-1 in one process).
   RunLog(bool console, int64_t rank) : console_(console), rank_(rank) {}
 
-  // Appends to `file` from now on.
-  void open(const std::filesystem::path& file);
+  // Appends to `file` from now on. A run resumed at step `resumed_at` (>= 0) first
+  // leaves out the lines of steps after it, which the run trains again, and a line torn
+  // by a crash, so that the file holds each step once (TensorBoard's purge_step); it
+  // says how many on stderr.
+  void open(const std::filesystem::path& file, int64_t resumed_at = -1);
   void write(const nlohmann::json& line);
 
   // Says once, on stderr and in metrics.jsonl, which records `loader` has left out since

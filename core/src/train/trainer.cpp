@@ -112,7 +112,7 @@ struct Trainer::Impl {
     if (setup.writer) {
       train::write_text_durably(config.run_dir / train::kResolvedExperimentFile,
                                 json_text(setup.experiment.json, 2) + "\n");
-      run_log.open(config.run_dir / train::kMetricsFile);
+      run_log.open(config.run_dir / train::kMetricsFile, config.resume ? state.step : -1);
     }
     start_loaders(starts);
     setup.model->train();
