@@ -271,6 +271,16 @@ TEST_F(Distributed, DivergingTaskSequencesStopEveryRankWithTheirTasks) {
   EXPECT_THAT(result.output, HasSubstr("a scheduler may not use its own randomness"));
 }
 
+// A scheduler that follows the losses (SchedulerFeedback) is told the mean over the
+// ranks, so both ranks draw the same tasks: the run passes the per-step task check.
+TEST_F(Distributed, SchedulerFeedbackIsTheSameOnEveryRank) {
+  const auto file = experiment(
+      "feedback", {"sst2", "coco"}, 12,
+      {{"plugin_dirs", {test::fixture("feedback")}}, {"scheduler", {{"type", "test_loss_greedy"}}}});
+  auto result = train(file, *dir_ / "feedback_run", "--nproc-per-node 2");
+  EXPECT_EQ(result.status, 0) << result.output;
+}
+
 TEST_F(Distributed, RanksWithDifferentExperimentsNameTheKey) {
   const auto file = experiment("mismatch", {"sst2"}, 5);
   const std::string env = "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 #include "test_util.h"
@@ -32,6 +33,7 @@ Registry& registry() {
     auto* r = new Registry();  // leaked: plugin libraries are never unloaded
     r->load_directory(test::fixture("good"));
     r->load_directory(test::fixture("nan"));
+    r->load_directory(test::fixture("feedback"));
     r->load_directory(UNITRAIN_TEST_PLUGIN_DIR);
     return r;
   }();
@@ -609,6 +611,63 @@ TEST(Trainer, ResumeWithSeveralLoaderWorkersIsExact) {
   json j = two_task_experiment();
   j["data"] = {{"workers", 3}, {"prefetch", 4}};
   j["scheduler"] = {{"type", "size_proportional"}};
+  expect_exact_resume_from_step_file(j);
+}
+
+// --- a scheduler that listens ------------------------------------------------------
+
+// SchedulerFeedback: the scheduler hears each update's loss before its next draw, so a
+// loss-greedy strategy's choices follow the logged losses exactly, and each
+// evaluation's metrics; what it heard is in its checkpointed state.
+TEST(Trainer, SchedulerFeedbackHearsLossesAndEvaluations) {
+  test::TempDir dir;
+  json j = two_task_experiment();
+  j["scheduler"] = {{"type", "test_loss_greedy"}};
+  j["training"]["eval_every"] = 5;
+  j["training"]["checkpoint_every"] = 5;
+  j["training"]["max_steps"] = 12;
+  const Experiment e = experiment(dir, j);
+  Trainer trainer(e, registry(), quiet(dir / "run"));
+  trainer.train();
+
+  // Replay the strategy on the history: unseen tasks first, then the highest last loss.
+  const auto& history = trainer.history();
+  ASSERT_EQ(history.size(), 12u);
+  std::map<std::string, double> last = {{"majority", -1.0}, {"majority_long", -1.0}};
+  std::set<std::string> switched;
+  for (const auto& record : history) {
+    const std::string expected =
+        last["majority"] == -1.0        ? "majority"
+        : last["majority_long"] == -1.0 ? "majority_long"
+        : last["majority_long"] > last["majority"] ? "majority_long" : "majority";
+    EXPECT_EQ(record.task, expected) << "step " << record.step;
+    last[record.task] = record.loss;
+    switched.insert(record.task);
+  }
+  EXPECT_EQ(switched.size(), 2u);
+
+  // The evaluations at steps 5 and 10 are in the step-10 checkpoint's scheduler state,
+  // with the metrics metrics.jsonl logged.
+  auto archive = open_checkpoint(dir / "run/checkpoints/step_00000010.pt");
+  c10::IValue text;
+  ASSERT_TRUE(archive.try_read("trainer", text));
+  const json state = json::parse(text.toStringRef())["scheduler"];
+  ASSERT_EQ(state["evaluations"].size(), 2u) << state.dump();
+  std::map<int64_t, json> logged;
+  for (const auto& line : read_jsonl(dir / "run/metrics.jsonl")) {
+    if (line.contains("eval")) logged[line["step"].get<int64_t>()] = line["eval"];
+  }
+  EXPECT_EQ(state["evaluations"][0]["step"], 5);
+  EXPECT_EQ(state["evaluations"][0]["metrics"], logged.at(5));
+  EXPECT_EQ(state["evaluations"][1]["step"], 10);
+  EXPECT_EQ(state["evaluations"][1]["metrics"], logged.at(10));
+}
+
+TEST(Trainer, ResumeWithASchedulerThatListensIsExact) {
+  json j = two_task_experiment();
+  j["scheduler"] = {{"type", "test_loss_greedy"}};
+  j["training"]["eval_every"] = 4;
+  j["training"]["accumulate_steps"] = 2;
   expect_exact_resume_from_step_file(j);
 }
 

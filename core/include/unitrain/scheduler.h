@@ -1,4 +1,5 @@
-// Task scheduling: which task trains at each iteration (DESIGN.md §4). Strategies are
+// Task scheduling: which task trains at each iteration (the strategies and their
+// options: `unitrain plugins show ratios`). Strategies are
 // plugins of kind "scheduler"; the trainer owns the random engine so that the task
 // sequence depends only on the experiment seed and is saved in checkpoints.
 #pragma once
@@ -50,6 +51,26 @@ class TaskScheduler : public PluginObject {
   // Counters the strategy keeps (positions, exhausted tasks, epochs) for checkpoints.
   virtual nlohmann::json state() const { return nlohmann::json::object(); }
   virtual void load_state(const nlohmann::json& /*state*/) {}
+};
+
+// What a strategy that adapts to training (to its tasks' losses, to their validation
+// metrics) is told. A scheduler plugin that wants it also derives from this class; the
+// trainer finds it with dynamic_cast, so schedulers built without it are unaffected.
+// Every rank of a data-parallel run is told the same values (losses are means over the
+// ranks, metrics are computed over every rank's predictions), so their draws stay the
+// same as long as the strategy draws only from the TaskRng it is given. What a strategy
+// has learned belongs in its state(), so that a resumed run goes on exactly.
+class SchedulerFeedback {
+ public:
+  virtual ~SchedulerFeedback() = default;
+  // After each optimizer update, once per micro-batch in draw order: the task drawn
+  // (index into setup's list) and its loss (the sum of the head's losses before
+  // loss_weight). Called before the next draw.
+  virtual void observe_loss(size_t task, double loss) = 0;
+  // After each evaluation (training.eval_every and the final one), with the number of
+  // updates so far and {task: {metric: value}}; each task's first metric is its
+  // headline (accuracy, VQA accuracy, COCO AP), higher is better.
+  virtual void observe_evaluation(int64_t step, const nlohmann::json& metrics) = 0;
 };
 
 }  // namespace unitrain

@@ -1,7 +1,7 @@
 // The multitask trainer: one task per iteration chosen by the task scheduler, AdamW
 // with weight-decay groups and a separate backbone learning rate, warmup then cosine /
 // linear decay, global-norm clipping, gradient accumulation, periodic evaluation,
-// atomic checkpoints and exact resume. DESIGN.md §3–4.
+// atomic checkpoints and exact resume (the "training" block: docs/experiments.md).
 #pragma once
 
 #include <filesystem>

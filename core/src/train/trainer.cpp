@@ -51,6 +51,8 @@ struct Trainer::Impl {
   train::RunSetup setup;
   train::RunLog run_log;
   train::RunState state;
+  // The scheduler, when it listens to losses and evaluations (else null).
+  SchedulerFeedback* feedback = nullptr;
   std::vector<StepRecord> history;
 
   // The training block is read first: a bad value stops the run before anything is built.
@@ -63,6 +65,7 @@ struct Trainer::Impl {
     if (config.evaluate_only) return;
     state.optimization = train::build_optimizer(*setup.model, options);
     state.scheduler = train::build_scheduler(setup);
+    feedback = dynamic_cast<SchedulerFeedback*>(state.scheduler.get());
   }
 
   EvalResult evaluate(const std::string& split, int64_t max_batches) {
@@ -139,7 +142,8 @@ struct Trainer::Impl {
       double step_loss = 0;
       std::string task_name;
       TaskData* last_task = nullptr;
-      std::vector<size_t> drawn;  // task index of each micro-batch
+      std::vector<size_t> drawn;          // task index of each micro-batch
+      std::vector<double> drawn_losses;   // and its loss
       // Seconds since the previous lap, added to the task's total and to one phase.
       auto mark = Clock::now();
       auto lap = [&mark](TaskData& t, double TaskData::*phase) {
@@ -181,6 +185,7 @@ struct Trainer::Impl {
         (loss * (t.loss_weight / static_cast<double>(options.accumulate_steps))).backward();
         for (const auto& [name, v] : out.losses) named[name] += v.item<double>() / options.accumulate_steps;
         step_loss += value / static_cast<double>(options.accumulate_steps);
+        drawn_losses.push_back(value);
         task_name = t.name;
         window_samples += batch->size;
         t.samples += batch->size;
@@ -191,10 +196,12 @@ struct Trainer::Impl {
         // The step's losses travel with the gradients: every rank logs the mean.
         std::vector<double> values{step_loss};
         for (const auto& [name, v] : named) values.push_back(v);
+        values.insert(values.end(), drawn_losses.begin(), drawn_losses.end());
         parallel->reduce_step(step, drawn, parameters, values);
         step_loss = values[0];
         size_t k = 1;
         for (auto& [name, v] : named) v = values[k++];
+        for (auto& v : drawn_losses) v = values[k++];
       }
       last_task->last_loss = step_loss;
       // FlatAdamW updates nothing when the norm is not finite (a finite loss can still
@@ -203,6 +210,9 @@ struct Trainer::Impl {
       if (!std::isfinite(grad_norm)) throw non_finite_gradient(grad_norm, task_name);
       lap(*last_task, &TaskData::update_s);
       ++last_task->steps;
+      if (feedback) {
+        for (size_t m = 0; m < drawn.size(); ++m) feedback->observe_loss(drawn[m], drawn_losses[m]);
+      }
       history.push_back({step, task_name, step_loss});
       ++step;
       if (parallel) parallel->check_sequence(step);
@@ -224,6 +234,7 @@ struct Trainer::Impl {
       if (options.eval_every > 0 && step % options.eval_every == 0 && step < options.max_steps) {
         last_eval = evaluate("", options.eval_max_batches);
         run_log.write({{"step", step}, {"eval", last_eval}});
+        if (feedback) feedback->observe_evaluation(step, last_eval);
       }
       if (setup.writer && options.checkpoint_every > 0 && step % options.checkpoint_every == 0 &&
           step < options.max_steps) {
@@ -234,6 +245,7 @@ struct Trainer::Impl {
     if (setup.writer) save_checkpoint();
     last_eval = evaluate("", options.eval_max_batches);
     run_log.write({{"step", step}, {"eval", last_eval}});
+    if (feedback) feedback->observe_evaluation(step, last_eval);
     if (setup.writer) {
       train::write_text_durably(config.run_dir / train::kEvalFile, json_text(last_eval, 2) + "\n");
       train::write_text_durably(config.run_dir / train::kThroughputFile,

@@ -1,4 +1,4 @@
-// The built-in task scheduling strategies (DESIGN.md §4), one library.
+// The built-in task scheduling strategies (their formulas: kReadme below), one library.
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
