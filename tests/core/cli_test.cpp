@@ -143,5 +143,24 @@ TEST(Cli, TokenizerTrainWritesAModelTheTextTasksCanUse) {
   EXPECT_THAT(no_command.output, HasSubstr("A subcommand is required"));
 }
 
+// Every built-in plugin's help is its folder's README.md (unitrain_add_plugin README).
+TEST(Cli, PluginsShowPrintsTheBuiltInPluginsReadme) {
+  const std::vector<std::pair<std::string, std::string>> plugins = {
+      {"image", "encoders/image"},         {"text", "encoders/text"},
+      {"unit_decoder", "decoders/unit_decoder"}, {"mlp_classifier", "heads/mlp_classifier"},
+      {"detr", "heads/detr"},             {"coco_detection", "datasets/coco_detection"},
+      {"vg_detection", "datasets/vg_detection"}, {"vqa2", "datasets/vqa2"},
+      {"snli_ve", "datasets/snli_ve"},     {"glue", "datasets/glue"},
+      {"ratios", "schedulers/task_schedulers"}, {"annealed", "schedulers/task_schedulers"}};
+  for (const auto& [name, folder] : plugins) {
+    const std::string readme = test::read_file(fs::path(UNITRAIN_SOURCE_DIR) / "plugins" / folder / "README.md");
+    ASSERT_FALSE(readme.empty()) << folder;
+    auto show = test::run_unitrain("plugins show " + name);
+    ASSERT_EQ(show.status, 0) << show.output;
+    // The whole README, the key table included.
+    EXPECT_THAT(show.output, HasSubstr(readme.substr(0, readme.find_last_not_of('\n') + 1))) << name;
+  }
+}
+
 }  // namespace
 }  // namespace unitrain

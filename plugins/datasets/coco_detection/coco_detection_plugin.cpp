@@ -5,6 +5,7 @@
 #include "coco_detection_plugin.h"
 #include "unitrain/config.h"
 #include "unitrain/plugin.h"
+#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_embed_readme)
 
 namespace unitrain::coco {
 namespace {
@@ -23,9 +24,6 @@ constexpr const char* kDefaultsJson = R"({
   "check_images": true
 })";
 
-constexpr const char* kReadme =
-#include "readme.inc"
-    ;
 
 }  // namespace
 
@@ -57,6 +55,6 @@ std::shared_ptr<Dataset> make_coco_detection(const nlohmann::json& options) {
 }  // namespace unitrain::coco
 
 UNITRAIN_PLUGIN(kCoco, unitrain::Dataset, "dataset", "coco_detection", "0.1.0",
-                "COCO 2017 object detection (instances JSON, contiguous labels)", unitrain::coco::kDefaultsJson, unitrain::coco::kReadme,
+                "COCO 2017 object detection (instances JSON, contiguous labels)", unitrain::coco::kDefaultsJson, kReadme,
                 unitrain::coco::make_coco_detection);
 UNITRAIN_EXPORT_PLUGINS(&kCoco);

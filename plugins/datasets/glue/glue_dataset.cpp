@@ -8,6 +8,7 @@
 #include "unitrain/config.h"
 #include "unitrain/metrics.h"
 #include "unitrain/plugin.h"
+#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_embed_readme)
 
 namespace unitrain::glue {
 namespace {
@@ -22,9 +23,6 @@ constexpr const char* kDefaultsJson = R"({
   "on_bad_record": "error"
 })";
 
-constexpr const char* kReadme =
-#include "readme.inc"
-    ;
 
 std::string joined(const std::vector<std::string_view>& v) {
   std::string s;
@@ -176,5 +174,5 @@ std::shared_ptr<Dataset> make_glue(const nlohmann::json& options) {
 
 UNITRAIN_PLUGIN(kGlue, unitrain::Dataset, "dataset", "glue", "0.1.0",
                 "GLUE sentence(-pair) classification from the TSV files (task option)",
-                unitrain::glue::kDefaultsJson, unitrain::glue::kReadme, unitrain::glue::make_glue);
+                unitrain::glue::kDefaultsJson, kReadme, unitrain::glue::make_glue);
 UNITRAIN_EXPORT_PLUGINS(&kGlue);

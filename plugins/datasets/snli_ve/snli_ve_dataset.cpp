@@ -10,6 +10,7 @@
 #include "unitrain/config.h"
 #include "unitrain/metrics.h"
 #include "unitrain/plugin.h"
+#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_embed_readme)
 
 namespace unitrain::snli_ve {
 
@@ -31,9 +32,6 @@ constexpr const char* kDefaultsJson = R"({
   "check_images": true
 })";
 
-constexpr const char* kReadme =
-#include "readme.inc"
-    ;
 
 bool is_blank(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
@@ -193,6 +191,6 @@ std::shared_ptr<Dataset> make_snli_ve(const nlohmann::json& options) {
 
 UNITRAIN_PLUGIN(kSnliVe, unitrain::Dataset, "dataset", "snli_ve", "0.1.0",
                 "SNLI-VE visual entailment (Flickr30k image, hypothesis, 3 labels)",
-                unitrain::snli_ve::kDefaultsJson, unitrain::snli_ve::kReadme,
+                unitrain::snli_ve::kDefaultsJson, kReadme,
                 unitrain::snli_ve::make_snli_ve);
 UNITRAIN_EXPORT_PLUGINS(&kSnliVe);

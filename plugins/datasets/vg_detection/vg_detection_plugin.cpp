@@ -5,6 +5,7 @@
 #include "vg_detection_plugin.h"
 #include "unitrain/config.h"
 #include "unitrain/plugin.h"
+#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_embed_readme)
 
 namespace unitrain::vg {
 namespace {
@@ -24,9 +25,6 @@ constexpr const char* kDefaultsJson = R"({
   "check_images": true
 })";
 
-constexpr const char* kReadme =
-#include "readme.inc"
-    ;
 
 }  // namespace
 
@@ -63,6 +61,6 @@ std::shared_ptr<Dataset> make_vg_detection(const nlohmann::json& options) {
 }  // namespace unitrain::vg
 
 UNITRAIN_PLUGIN(kVg, unitrain::Dataset, "dataset", "vg_detection", "0.1.0",
-                "Visual Genome detection with attributes (COCO-style conversion)", unitrain::vg::kDefaultsJson, unitrain::vg::kReadme,
+                "Visual Genome detection with attributes (COCO-style conversion)", unitrain::vg::kDefaultsJson, kReadme,
                 unitrain::vg::make_vg_detection);
 UNITRAIN_EXPORT_PLUGINS(&kVg);

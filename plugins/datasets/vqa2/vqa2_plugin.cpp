@@ -6,6 +6,7 @@
 #include "unitrain/plugin.h"
 #include "vqa2_dataset.h"
 #include "vqa2_plugin.h"
+#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_embed_readme)
 
 namespace unitrain::vqa {
 namespace {
@@ -29,9 +30,6 @@ constexpr const char* kDefaultsJson = R"({
   "check_images": true
 })";
 
-constexpr const char* kReadme =
-#include "readme.inc"
-    ;
 
 // Official file names of a split: the VQA split name used in file names, the image
 // folder, and whether answers are published.
@@ -136,5 +134,5 @@ std::shared_ptr<Dataset> make_vqa2(const nlohmann::json& options) {
 
 UNITRAIN_PLUGIN(kVqa2, unitrain::Dataset, "dataset", "vqa2", "0.1.0",
                 "VQAv2 questions and answers on COCO images (soft scores, VQA accuracy)",
-                unitrain::vqa::kDefaultsJson, unitrain::vqa::kReadme, unitrain::vqa::make_vqa2);
+                unitrain::vqa::kDefaultsJson, kReadme, unitrain::vqa::make_vqa2);
 UNITRAIN_EXPORT_PLUGINS(&kVqa2);

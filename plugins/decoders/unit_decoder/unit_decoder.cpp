@@ -6,7 +6,7 @@
 #include "unitrain/json_text.h"
 #include "unitrain/options.h"
 #include "unitrain/plugin.h"
-#include "unitrain_unit_decoder_readme.h"  // kReadme, generated from README.md
+#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_add_plugin)
 
 namespace unitrain::decoders {
 using options::key_path;

@@ -5,7 +5,7 @@
 #include "unitrain/errors.h"
 #include "unitrain/options.h"
 #include "unitrain/plugin.h"
-#include "unitrain_image_readme.h"  // kReadme, generated from README.md
+#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_add_plugin)
 
 namespace unitrain::image {
 namespace {

@@ -4,7 +4,7 @@
 #include "unitrain/options.h"
 #include "unitrain/plugin.h"
 #include "unitrain/tokenizer.h"
-#include "unitrain_text_readme.h"  // kReadme, generated from README.md
+#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_add_plugin)
 
 namespace unitrain::text {
 namespace {

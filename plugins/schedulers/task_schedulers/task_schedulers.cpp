@@ -1,9 +1,10 @@
-// The built-in task scheduling strategies (their formulas: kReadme below), one library.
+// The built-in task scheduling strategies (their formulas: README.md), one library.
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
 #include "unitrain/scheduler.h"
+#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_add_plugin)
 
 namespace unitrain::schedulers {
 namespace {
@@ -184,13 +185,6 @@ std::shared_ptr<TaskScheduler> make_temperature(const json& o) {
 std::shared_ptr<TaskScheduler> make_annealed(const json& o) {
   return std::make_shared<Annealed>(o.at("num_epochs").get<int64_t>());
 }
-
-const char* kReadme = R"(Task scheduling strategies. Probabilities: ratios p_i = r_i / sum r (each task's
-"ratio"); size_proportional p_i = n_i / sum n over tasks not yet exhausted this epoch;
-uniform p_i = 1/N; round_robin cycles; temperature p_i ∝ (min(n_i, size_cap)/sum)^(1/T);
-annealed p_i ∝ n_i^alpha with alpha = 1 - 0.8 e/(E-1) over epochs e = 0..E-1.
-Keys: temperature (number, 2.0) and size_cap (int, 0 = none) for temperature;
-num_epochs (int, 10) for annealed.)";
 
 }  // namespace
 }  // namespace unitrain::schedulers
