@@ -14,6 +14,7 @@
 
 namespace unitrain {
 struct Experiment;
+class Dataset;
 class ProcessGroup;
 }
 
@@ -40,6 +41,11 @@ void load_experiment_plugins(const CliContext& context, const Experiment& experi
 // against the schema and the registry (cli/experiment_loading.cpp).
 Experiment load_checked_experiment(const CliContext& context, const std::string& file,
                                    const std::vector<std::string>& overrides);
+
+// The `split` of task `task`'s dataset, built from the validated experiment's block
+// (its files opened and checked). Errors name the block's file and pointer.
+std::shared_ptr<const Dataset> open_split(const Experiment& experiment, const std::string& task,
+                                          const std::string& split);
 
 // `--nproc-per-node N` and `--master-port P` on a command that can run as a group.
 struct LaunchArgs {

@@ -23,18 +23,6 @@
 namespace unitrain::cli {
 namespace {
 
-std::shared_ptr<const Dataset> open_split(const Experiment& experiment, const std::string& task,
-                                          const std::string& split) {
-  const std::string pointer = pointer_join(pointer_join("/tasks", task), "dataset");
-  nlohmann::json options = experiment.json.at(nlohmann::json::json_pointer(pointer));
-  const std::string type = options.at("type").get<std::string>();
-  options.erase("type");
-  options.erase("init_from");
-  options["split"] = split;
-  return Registry::global().create_as<Dataset>("dataset", type, options,
-                                               experiment.where(pointer));
-}
-
 // Reads every record of `dataset` (seed 0) on all available cores: {"decoded": n,
 // "left_out": {reason: n}, "failed": [{"index", "reason", "message"}...]}. Records the
 // dataset's policy skips are counted under "left_out"; every other failure is listed

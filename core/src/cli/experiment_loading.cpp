@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "unitrain/config.h"
+#include "unitrain/dataset.h"
 #include "unitrain/registry.h"
 
 namespace unitrain::cli {
@@ -44,6 +45,17 @@ std::vector<std::string> plugin_paths(const Experiment& experiment, const std::s
 
 void load_experiment_plugins(const CliContext& context, const Experiment& experiment) {
   load_plugins(context, plugin_paths(experiment, "plugin_dirs"), plugin_paths(experiment, "plugins"));
+}
+
+std::shared_ptr<const Dataset> open_split(const Experiment& experiment, const std::string& task,
+                                          const std::string& split) {
+  const std::string pointer = pointer_join(pointer_join("/tasks", task), "dataset");
+  nlohmann::json options = experiment.json.at(nlohmann::json::json_pointer(pointer));
+  const std::string type = options.at("type").get<std::string>();
+  options.erase("type");
+  options.erase("init_from");
+  options["split"] = split;
+  return Registry::global().create_as<Dataset>("dataset", type, options, experiment.where(pointer));
 }
 
 Experiment load_checked_experiment(const CliContext& context, const std::string& file,

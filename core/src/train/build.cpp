@@ -159,7 +159,9 @@ Optimization build_optimizer(UnitModelImpl& model, const TrainingOptions& option
   std::vector<torch::Tensor> groups[4];
   for (const auto& item : model.named_parameters()) {
     if (!item.value().requires_grad()) continue;
-    const bool backbone = item.key().find("backbone.") != std::string::npos;
+    // "backbone" as a whole segment of the dotted name (encoders.image.backbone.conv1...).
+    const std::string& name = item.key();
+    const bool backbone = name.rfind("backbone.", 0) == 0 || name.find(".backbone.") != std::string::npos;
     const bool decay = item.value().dim() > 1;
     groups[(backbone ? 2 : 0) + (decay ? 0 : 1)].push_back(item.value());
     out.parameters.push_back(item.value());
