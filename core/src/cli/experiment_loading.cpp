@@ -1,6 +1,4 @@
 // Loading an experiment for a command: the plugins it names and the schema check.
-#include <fmt/format.h>
-
 #include "cli/commands.h"
 #include "unitrain/config.h"
 #include "unitrain/dataset.h"
