@@ -32,6 +32,21 @@ struct TrainingOptions {
   int64_t keep_checkpoints = 2;
 };
 
+// The "step" block: how many tasks one optimizer update trains on and how their
+// gradients are combined (docs/multitask.md). The rule's options stay in the
+// experiment's /step/combine block, for the plugin.
+struct StepOptions {
+  int64_t tasks = 1;         // distinct tasks per update; 0 = every task ("all")
+  std::string combine = "sum";  // the combine rule's type
+  int64_t cosine_every = 0;  // log the task gradients' pairwise cosines every n updates
+  // Whether updates take the multi-task path (more than one task, or a rule other than
+  // the plain sum); one task with "sum" is the ordinary update.
+  bool multitask() const { return tasks != 1 || combine != "sum"; }
+};
+
+// Reads a validated "step" block.
+StepOptions step_options_from_json(const nlohmann::json& j);
+
 // Reads a validated "training" block; `where` locates messages (ConfigError).
 TrainingOptions training_options_from_json(const nlohmann::json& j, const Experiment& experiment);
 

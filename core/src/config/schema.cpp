@@ -48,7 +48,7 @@ class SchemaChecker {
     json& root = e_.json;
     only_keys(root, "", {"name", "description", "seed", "device", "threads", "plugin_dirs",
                          "plugins", "model", "tasks", "scheduler", "training", "data",
-                         "distributed", "output_dir"});
+                         "distributed", "output_dir", "step"});
     required(root, "", "name", json("string"));
     optional(root, "", "description", json(""));
     optional(root, "", "seed", json(0));
@@ -107,6 +107,7 @@ class SchemaChecker {
 
     if (!root.contains("scheduler")) root["scheduler"] = json{{"type", "ratios"}};
     component(root["scheduler"], "/scheduler", "scheduler");
+    check_step(root, tasks.size());
 
     root["training"] = merge_checked(training_defaults(),
                                      root.value("training", json::object()), e_, "/training");
@@ -172,6 +173,35 @@ class SchemaChecker {
     positive(spec, p, "batch_size");
     if (spec["ratio"].get<double>() < 0) {
       throw ConfigError(e_.where(p + "/ratio") + ": expected a ratio >= 0");
+    }
+  }
+
+  // "step": {"tasks": k or "all", "combine": {"type": RULE, ...}, "cosine_every": n}
+  // (docs/multitask.md).
+  void check_step(json& root, size_t num_tasks) {
+    if (!root.contains("step")) root["step"] = json::object();
+    json& step = root["step"];
+    expect(step, "/step", json::object());
+    only_keys(step, "/step", {"tasks", "combine", "cosine_every"});
+    if (!step.contains("tasks")) step["tasks"] = 1;
+    const json& k = step["tasks"];
+    const bool all = k.is_string() && k.get<std::string>() == "all";
+    if (!all && !(k.is_number_integer() && k.get<int64_t>() >= 1 &&
+                  k.get<int64_t>() <= static_cast<int64_t>(num_tasks))) {
+      throw ConfigError(fmt::format("{}: expected \"all\" or an integer from 1 to {} (the number "
+                                    "of tasks), found {}",
+                                    e_.where("/step/tasks"), num_tasks, json_text(k)));
+    }
+    optional(step, "/step", "cosine_every", json(0));
+    if (step["cosine_every"].get<int64_t>() < 0) {
+      throw ConfigError(fmt::format("{}: expected an integer >= 0 (0 = never), found {}",
+                                    e_.where("/step/cosine_every"), json_text(step["cosine_every"])));
+    }
+    // The default needs no plugin: one task per update never combines anything.
+    if (!step.contains("combine")) {
+      step["combine"] = json{{"type", "sum"}};
+    } else {
+      component(step["combine"], "/step/combine", "combine");
     }
   }
 

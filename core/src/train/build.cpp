@@ -195,4 +195,18 @@ std::shared_ptr<TaskScheduler> build_scheduler(const RunSetup& setup) {
   return scheduler;
 }
 
+std::shared_ptr<GradientCombiner> build_combiner(const RunSetup& setup) {
+  json block = setup.experiment.json.at("step").at("combine");
+  const std::string type = block.at("type").get<std::string>();
+  block.erase("type");
+  return setup.registry.create_as<GradientCombiner>("combine", type, block,
+                                                    setup.experiment.where("/step/combine"));
+}
+
+std::vector<std::string> task_names(const RunSetup& setup) {
+  std::vector<std::string> names;
+  for (const auto& t : setup.tasks) names.push_back(t.name);
+  return names;
+}
+
 }  // namespace unitrain::train

@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "unitrain/adamw.h"
+#include "unitrain/combine.h"
 #include "unitrain/config.h"
 #include "unitrain/data/loader.h"
 #include "unitrain/dataset.h"
@@ -106,5 +107,11 @@ Optimization build_optimizer(UnitModelImpl& model, const TrainingOptions& option
 
 // The "scheduler" block's plugin, set up with every task's training split.
 std::shared_ptr<TaskScheduler> build_scheduler(const RunSetup& setup);
+
+// The /step/combine block's plugin (not yet set up).
+std::shared_ptr<GradientCombiner> build_combiner(const RunSetup& setup);
+
+// The run's task names, in experiment order.
+std::vector<std::string> task_names(const RunSetup& setup);
 
 }  // namespace unitrain::train

@@ -79,6 +79,14 @@ std::vector<data::LoaderState> restore(torch::serialize::InputArchive& archive,
     run.step = state.at("step").get<int64_t>();
     run.task_rng.load_state(state.at("task_rng"));
     run.scheduler->load_state(state.at("scheduler"));
+    if (run.combiner) {
+      if (!state.contains("combine")) {
+        throw CheckpointError(fmt::format("{}: has no combine rule state (it was saved by a run "
+                                          "with one task per update); cannot resume it with "
+                                          "/step/combine", where));
+      }
+      run.combiner->load_state(state.at("combine"));
+    }
   } catch (const json::exception& e) {
     throw CheckpointError(fmt::format("{}: malformed trainer state: {}", where, e.what()));
   }
@@ -147,6 +155,7 @@ void save_run_checkpoint(const fs::path& run_dir, const RunSetup& setup, const R
                 {"task_rng", run.task_rng.state()},
                 {"scheduler", run.scheduler->state()},
                 {"loaders", json::object()}};
+  if (run.combiner) state["combine"] = run.combiner->state();
   for (const auto& t : setup.tasks) {
     auto s = t.loader->state();
     state["loaders"][t.name] = {{"epoch", s.epoch}, {"position", s.position}};

@@ -21,6 +21,8 @@ struct RunState {
   int64_t step = 0;  // optimizer updates so far
   TaskRng task_rng;
   std::shared_ptr<TaskScheduler> scheduler;
+  // The combine rule of multi-task updates (null: one task per update).
+  std::shared_ptr<GradientCombiner> combiner;
   Optimization optimization;
 };
 

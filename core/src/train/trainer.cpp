@@ -18,6 +18,7 @@
 #include "train/build.h"
 #include "train/durable_file.h"
 #include "train/evaluation.h"
+#include "train/multitask_step.h"
 #include "train/reports.h"
 #include "train/run_checkpoint.h"
 #include "train/run_folder.h"
@@ -53,6 +54,9 @@ struct Trainer::Impl {
   train::RunState state;
   // The scheduler, when it listens to losses and evaluations (else null).
   SchedulerFeedback* feedback = nullptr;
+  // Updates over several tasks with a combine rule (the "step" block); null: one task
+  // per update.
+  std::unique_ptr<train::MultitaskStep> multitask;
   std::vector<StepRecord> history;
 
   // The training block is read first: a bad value stops the run before anything is built.
@@ -66,6 +70,13 @@ struct Trainer::Impl {
     state.optimization = train::build_optimizer(*setup.model, options);
     state.scheduler = train::build_scheduler(setup);
     feedback = dynamic_cast<SchedulerFeedback*>(state.scheduler.get());
+    const json& j = experiment.json;
+    const StepOptions step = j.contains("step") ? step_options_from_json(j.at("step")) : StepOptions{};
+    if (step.multitask()) {
+      multitask = std::make_unique<train::MultitaskStep>(
+          step, train::build_combiner(setup), train::task_names(setup));
+      state.combiner = multitask->combiner_ptr();
+    }
   }
 
   EvalResult evaluate(const std::string& split, int64_t max_batches) {
@@ -153,10 +164,9 @@ struct Trainer::Impl {
         t.*phase += seconds;
         mark = now;
       };
-      for (int64_t micro = 0; micro < options.accumulate_steps; ++micro) {
-        const size_t task_index = state.scheduler->next(state.task_rng);
-        drawn.push_back(task_index);
-        if (parallel) parallel->check_task(step, task_index);
+      // One micro-batch of task `task_index`: forward, loss, backward (scaled by the
+      // task's loss_weight / accumulate_steps); returns the loss before that scaling.
+      auto micro_batch = [&](size_t task_index) -> double {
         TaskData& t = setup.tasks[task_index];
         std::optional<Batch> batch =
             config.batch_source ? std::optional<Batch>(config.batch_source(t.name)) : t.loader->next();
@@ -184,15 +194,27 @@ struct Trainer::Impl {
         }
         (loss * (t.loss_weight / static_cast<double>(options.accumulate_steps))).backward();
         for (const auto& [name, v] : out.losses) named[name] += v.item<double>() / options.accumulate_steps;
-        step_loss += value / static_cast<double>(options.accumulate_steps);
-        drawn_losses.push_back(value);
-        task_name = t.name;
         window_samples += batch->size;
         t.samples += batch->size;
         lap(t, &TaskData::backward_s);
         last_task = &t;
+        return value;
+      };
+      json step_log = json::object();
+      if (multitask) {
+        step_log = multitask_update(micro_batch, drawn, drawn_losses, named, step_loss, task_name);
+      } else {
+        for (int64_t micro = 0; micro < options.accumulate_steps; ++micro) {
+          const size_t task_index = state.scheduler->next(state.task_rng);
+          drawn.push_back(task_index);
+          if (parallel) parallel->check_task(step, task_index);
+          const double value = micro_batch(task_index);
+          step_loss += value / static_cast<double>(options.accumulate_steps);
+          drawn_losses.push_back(value);
+          task_name = setup.tasks[task_index].name;
+        }
       }
-      if (parallel) {
+      if (parallel && !multitask) {
         // The step's losses travel with the gradients: every rank logs the mean.
         std::vector<double> values{step_loss};
         for (const auto& [name, v] : named) values.push_back(v);
@@ -203,17 +225,25 @@ struct Trainer::Impl {
         for (auto& [name, v] : named) v = values[k++];
         for (auto& v : drawn_losses) v = values[k++];
       }
-      last_task->last_loss = step_loss;
+      if (!multitask) last_task->last_loss = step_loss;
       // FlatAdamW updates nothing when the norm is not finite (a finite loss can still
       // have inf / NaN gradients, e.g. sqrt at 0): stop before a checkpoint holds them.
       const double grad_norm = state.optimization.optimizer->step(options.clip_grad_norm);
       if (!std::isfinite(grad_norm)) throw non_finite_gradient(grad_norm, task_name);
       lap(*last_task, &TaskData::update_s);
+      if (multitask) {
+        for (size_t m = 0; m < drawn.size(); ++m) {
+          if (&setup.tasks[drawn[m]] != last_task) ++setup.tasks[drawn[m]].steps;
+        }
+      }
       ++last_task->steps;
       if (feedback) {
         for (size_t m = 0; m < drawn.size(); ++m) feedback->observe_loss(drawn[m], drawn_losses[m]);
       }
       history.push_back({step, task_name, step_loss});
+      if (step_log.contains("grad_cosine")) {
+        run_log.write({{"step", step + 1}, {"grad_cosine", step_log["grad_cosine"]}});
+      }
       ++step;
       if (parallel) parallel->check_sequence(step);
 
@@ -224,6 +254,12 @@ struct Trainer::Impl {
                      {"grad_norm", grad_norm},
                      {"samples_per_s", elapsed > 0 ? window_samples / elapsed : 0.0}};
         for (const auto& [name, v] : named) line[name] = v;
+        if (multitask) {
+          json losses = json::object();
+          for (size_t m = 0; m < drawn.size(); ++m) losses[setup.tasks[drawn[m]].name] = drawn_losses[m];
+          line["task_losses"] = losses;
+          if (step_log.contains("combine")) line["combine"] = step_log["combine"];
+        }
         run_log.write(line);
         window_start = Clock::now();
         window_samples = 0;
@@ -252,6 +288,53 @@ struct Trainer::Impl {
                                 json_text(train::throughput(setup.tasks), 2) + "\n");
     }
     return last_eval;
+  }
+
+  // The micro-batches and combination of one multi-task update: each drawn task's
+  // micro-batches run with the gradients of the tasks before it set aside (in
+  // data-parallel runs each task's gradients are averaged over the ranks before the
+  // combination, so every rank combines the same rows and keeps the same rule state);
+  // then the rule gives the update's gradient. Fills the step's tasks, their losses
+  // (the mean over their micro-batches, before loss_weight), the named losses (summed
+  // over the tasks), the step's loss (their sum) and its name ("a+b"); returns what to
+  // log (MultitaskStep::finish).
+  json multitask_update(const std::function<double(size_t)>& micro_batch, std::vector<size_t>& drawn,
+                        std::vector<double>& losses, std::map<std::string, double>& named,
+                        double& step_loss, std::string& task_name) {
+    const int64_t step = state.step;
+    train::DataParallel* parallel = setup.parallel.get();
+    std::vector<torch::Tensor>& parameters = state.optimization.parameters;
+    drawn = multitask->draw(*state.scheduler, state.task_rng, step);
+    multitask->begin();
+    std::vector<double> weighted;
+    for (size_t m = 0; m < drawn.size(); ++m) {
+      if (m > 0) task_name += "+";
+      task_name += setup.tasks[drawn[m]].name;
+      if (parallel) parallel->check_task(step, drawn[m]);
+      double loss = 0;
+      for (int64_t micro = 0; micro < options.accumulate_steps; ++micro) {
+        loss += micro_batch(drawn[m]) / static_cast<double>(options.accumulate_steps);
+      }
+      if (parallel) {
+        std::vector<double> values{loss};
+        const bool last = m + 1 == drawn.size();
+        if (last) {
+          for (const auto& [name, v] : named) values.push_back(v);
+        }
+        parallel->reduce_step(step, {drawn[m]}, parameters, values);
+        loss = values[0];
+        size_t k = 1;
+        if (last) {
+          for (auto& [name, v] : named) v = values[k++];
+        }
+      }
+      multitask->capture(parameters);
+      losses.push_back(loss);
+      setup.tasks[drawn[m]].last_loss = loss;
+      weighted.push_back(loss * setup.tasks[drawn[m]].loss_weight);
+      step_loss += loss;
+    }
+    return multitask->finish(step, drawn, weighted, parameters, state.task_rng);
   }
 
   // The TrainingError for a step whose gradient norm is `norm` (inf or NaN), naming the

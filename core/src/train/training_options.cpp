@@ -57,6 +57,15 @@ TrainingOptions training_options_from_json(const nlohmann::json& j, const Experi
   return o;
 }
 
+StepOptions step_options_from_json(const nlohmann::json& j) {
+  StepOptions o;
+  const auto& tasks = j.at("tasks");
+  o.tasks = tasks.is_string() ? 0 : tasks.get<int64_t>();
+  o.combine = j.at("combine").at("type").get<std::string>();
+  o.cosine_every = j.at("cosine_every").get<int64_t>();
+  return o;
+}
+
 double lr_factor(const TrainingOptions& o, int64_t step) {
   if (step < o.warmup_steps) {
     return static_cast<double>(step + 1) / static_cast<double>(o.warmup_steps);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "schedulers.h"
 #include "unitrain/scheduler.h"
 #include "unitrain_readme.h"  // kReadme, from README.md (unitrain_add_plugin)
 
@@ -205,5 +206,12 @@ UNITRAIN_PLUGIN(kTemperature, unitrain::TaskScheduler, "scheduler", "temperature
 UNITRAIN_PLUGIN(kAnnealed, unitrain::TaskScheduler, "scheduler", "annealed", "1.0.0",
                 "p_i proportional to n_i^alpha, alpha from 1 to 0.2 over epochs",
                 R"({"num_epochs": 10})", kReadme, make_annealed);
+UNITRAIN_PLUGIN(kMtdnnEpoch, unitrain::TaskScheduler, "scheduler", "mtdnn_epoch", "1.0.0",
+                "Every batch of every task once per epoch, shuffled (MT-DNN)", "{}", kReadme,
+                make_mtdnn_epoch);
+UNITRAIN_PLUGIN(kStopAndGo, unitrain::TaskScheduler, "scheduler", "stop_and_go", "1.0.0",
+                "Round robin; plateaued tasks train every 4th turn until they degrade (12-in-1)",
+                R"({"min_gain": 0.001, "patience": 2, "stopped_every": 4, "resume_drop": 0.005})",
+                kReadme, make_stop_and_go);
 UNITRAIN_EXPORT_PLUGINS(&kRatios, &kSizeProportional, &kUniform, &kRoundRobin, &kTemperature,
-                        &kAnnealed);
+                        &kAnnealed, &kMtdnnEpoch, &kStopAndGo);

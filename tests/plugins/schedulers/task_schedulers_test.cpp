@@ -1,6 +1,8 @@
 // Scheduling strategies: frequencies against their targets (chi-square, fixed seed),
 // formulas on known numbers, determinism and state round trips.
+#include <algorithm>
 #include <cmath>
+#include <set>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -232,6 +234,78 @@ TEST(Schedulers, EveryStrategyResumesMidEpochExactly) {
       EXPECT_NE(from_fresh, expected) << "the state changes nothing";
     }
   }
+}
+
+// MT-DNN: each epoch is a shuffled list holding every batch of every task once.
+TEST(MtdnnEpoch, EveryBatchOfEveryTaskOncePerEpochShuffled) {
+  const std::vector<SchedulerTask> tasks = {{"a", 30, 3, 1.0}, {"b", 10, 1, 1.0}, {"c", 50, 5, 1.0}};
+  auto s = make("mtdnn_epoch", json::object(), tasks);
+  EXPECT_THAT(s->probabilities(), ::testing::ElementsAre(3.0 / 9, 1.0 / 9, 5.0 / 9));
+  TaskRng rng(11);
+  std::vector<std::vector<size_t>> epochs(4);
+  for (auto& epoch : epochs) {
+    for (int i = 0; i < 9; ++i) {
+      epoch.push_back(s->next(rng));
+      if (i == 0) {
+        // What is left of the epoch after its first draw.
+        std::vector<double> left = {3, 1, 5};
+        left[epoch[0]] -= 1;
+        EXPECT_THAT(s->probabilities(), ::testing::ElementsAre(left[0] / 8, left[1] / 8, left[2] / 8));
+      }
+    }
+    std::vector<size_t> sorted = epoch;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(sorted, (std::vector<size_t>{0, 0, 0, 1, 2, 2, 2, 2, 2}));
+  }
+  std::set<std::vector<size_t>> distinct(epochs.begin(), epochs.end());
+  EXPECT_GE(distinct.size(), 3u) << "epochs must be shuffled anew";
+  EXPECT_EQ(s->state()["epoch"], 4);
+}
+
+// 12-in-1's stop-and-go on a scripted sequence of validation metrics (defaults: gain
+// below 0.1 % twice in a row stops a task; stopped tasks train every 4th turn; a drop
+// of more than 0.5 % below the best restarts it).
+TEST(StopAndGo, StopsAPlateauedTaskAndRestartsItWhenItDegrades) {
+  const std::vector<SchedulerTask> tasks = {{"a", 10, 1, 1.0}, {"b", 10, 1, 1.0}, {"c", 10, 1, 1.0}};
+  auto s = make("stop_and_go", json::object(), tasks);
+  auto* feedback = dynamic_cast<SchedulerFeedback*>(s.get());
+  ASSERT_NE(feedback, nullptr);
+  TaskRng rng(1);
+  auto draws = [&](int n) {
+    std::vector<size_t> out;
+    for (int i = 0; i < n; ++i) out.push_back(s->next(rng));
+    return out;
+  };
+  auto evaluate = [&](double a, double b, double c) {
+    feedback->observe_evaluation(0, {{"a", {{"accuracy", a}}}, {"b", {{"accuracy", b}}},
+                                     {"c", {{"accuracy", c}, {"f1", 0.0}}}});
+  };
+  EXPECT_EQ(draws(6), (std::vector<size_t>{0, 1, 2, 0, 1, 2}));
+  evaluate(0.50, 0.50, 0.50);
+  evaluate(0.5002, 0.60, 0.55);  // a gains 0.04 %: once
+  EXPECT_EQ(draws(3), (std::vector<size_t>{0, 1, 2}));
+  evaluate(0.5003, 0.70, 0.56);  // a gains 0.02 %: twice in a row, stopped
+  EXPECT_EQ(s->probabilities(), (std::vector<double>{0.25 / 2.25, 1 / 2.25, 1 / 2.25}));
+  EXPECT_EQ(draws(10), (std::vector<size_t>{1, 2, 1, 2, 1, 2, 0, 1, 2, 1}));
+  evaluate(0.4985, 0.80, 0.57);  // 0.36 % below its best 0.5003: still stopped
+  EXPECT_EQ(draws(4), (std::vector<size_t>{2, 1, 2, 1}));
+  evaluate(0.4970, 0.90, 0.58);  // 0.66 % below its best: trains again
+  EXPECT_EQ(draws(6), (std::vector<size_t>{2, 0, 1, 2, 0, 1}));
+  EXPECT_EQ(s->probabilities(), (std::vector<double>{1.0 / 3, 1.0 / 3, 1.0 / 3}));
+}
+
+TEST(StopAndGo, OptionsChangeTheThresholdsAndTheStoppedRhythm) {
+  const std::vector<SchedulerTask> tasks = {{"a", 10, 1, 1.0}, {"b", 10, 1, 1.0}};
+  auto s = make("stop_and_go", {{"min_gain", 0.05}, {"patience", 1}, {"stopped_every", 2}}, tasks);
+  auto* feedback = dynamic_cast<SchedulerFeedback*>(s.get());
+  TaskRng rng(1);
+  feedback->observe_evaluation(0, {{"a", {{"ap", 0.2}}}, {"b", {{"ap", 0.2}}}});
+  feedback->observe_evaluation(0, {{"a", {{"ap", 0.205}}}, {"b", {{"ap", 0.3}}}});  // a: +2.5 %
+  std::vector<size_t> got;
+  for (int i = 0; i < 6; ++i) got.push_back(s->next(rng));
+  EXPECT_EQ(got, (std::vector<size_t>{1, 0, 1, 1, 0, 1}));
+  EXPECT_THAT(test::error_of<std::exception>([&] { make("stop_and_go", {{"patience", 0}}, tasks); }),
+              ::testing::HasSubstr("patience must be >= 1"));
 }
 
 }  // namespace
