@@ -103,7 +103,8 @@ double f1_score(const std::vector<int64_t>& predicted, const std::vector<int64_t
 // Evaluators (unitrain::Evaluator, core/include/unitrain/dataset.h).
 
 // {"accuracy": a} or, with a positive class, {"accuracy": a, "f1": f}.
-// Reads Predictions.labels against Batch.labels (entries with label < 0 are skipped).
+// Reads Predictions.labels against Batch.labels (entries with label < 0 are skipped, so
+// are batches without labels).
 class ClassificationEvaluator : public Evaluator {
  public:
   // positive_label: the class whose F1 is reported; -1 for none.
@@ -118,6 +119,7 @@ class ClassificationEvaluator : public Evaluator {
 };
 
 // {"vqa_accuracy": a}: Predictions.labels against Batch.soft_labels (see vqa_accuracy).
+// Batches without soft labels (a test split) are not scored.
 class VqaEvaluator : public Evaluator {
  public:
   void add(const Predictions& predictions, const Batch& batch) override;

@@ -115,6 +115,7 @@ void add_eval_command(CLI::App& app, CliContext& context) {
     std::string checkpoint;
     std::string split;
     std::string out;
+    std::string predictions;
     int64_t max_batches = 0;
     LaunchArgs launch;
   };
@@ -127,11 +128,14 @@ void add_eval_command(CLI::App& app, CliContext& context) {
   eval->add_option("--set", args->overrides, "Override a value: KEY.PATH=VALUE (repeatable)");
   eval->add_option("--out", args->out, "Also write the metrics to this JSON file");
   eval->add_option("--max-batches", args->max_batches, "Evaluate at most this many batches per task");
+  eval->add_option("--predictions", args->predictions,
+                    "Also write each task's official result files into this folder (docs/results.md)");
   eval->callback([args, &context] {
     Experiment experiment = load_checked_experiment(context, args->file, args->overrides);
     run_as_group(context, args->launch, experiment, {}, [&](std::shared_ptr<ProcessGroup> group) {
       const EvalResult result = train::evaluate_checkpoint(
-          experiment, Registry::global(), args->checkpoint, args->split, args->max_batches, group);
+          experiment, Registry::global(), args->checkpoint, args->split, args->max_batches, group,
+          args->predictions);
       if (group && group->rank() != 0) return;
       std::cout << json_text(result, 2) << "\n";
       if (!args->out.empty()) {

@@ -31,6 +31,8 @@ std::string record_where(const std::filesystem::path& file, const char* array, s
   return fmt::format("{}: {}[{}]", file.string(), array, index);
 }
 
+bool is_test_split(const std::string& split) { return split.rfind("test", 0) == 0; }
+
 }  // namespace
 
 CocoStyleDataset::CocoStyleDataset(CocoStyleOptions options)
@@ -133,6 +135,8 @@ void CocoStyleDataset::read_annotations(const nlohmann::json& root) {
   std::unordered_map<int64_t, int64_t> label_of;
   for (size_t i = 0; i < category_ids_.size(); ++i) label_of[category_ids_[i]] = i;
 
+  // Test splits (image_info_test2017.json) publish images without annotations.
+  if (is_test_split(options_.split) && root.is_object() && !root.contains("annotations")) return;
   const auto& array = top_level_array(root, "annotations", file);
   for (size_t i = 0; i < array.size(); ++i) {
     const auto& r = array[i];
@@ -260,6 +264,59 @@ LabelSpace CocoStyleDataset::labels() const {
 
 std::unique_ptr<Evaluator> CocoStyleDataset::evaluator() const {
   return make_evaluator(labels(), options_.evaluator);
+}
+
+namespace {
+
+// COCO detection results: one entry per detection, as pycocotools' COCO.loadRes reads.
+class CocoResultWriter : public ResultWriter {
+ public:
+  CocoResultWriter(std::vector<int64_t> category_ids, std::string split, std::string annotations)
+      : category_ids_(std::move(category_ids)), split_(std::move(split)),
+        annotations_(std::move(annotations)) {}
+
+  void add(const Predictions& predictions, const Batch& batch) override {
+    if (predictions.detections.size() != batch.record_ids.size()) {
+      throw TrainingError(fmt::format("task '{}': detections for {} images in a batch of {}",
+                                      batch.task, predictions.detections.size(),
+                                      batch.record_ids.size()));
+    }
+    for (size_t i = 0; i < batch.record_ids.size(); ++i) {
+      for (const Detection& d : predictions.detections[i]) {
+        if (d.label < 0 || d.label >= static_cast<int64_t>(category_ids_.size())) {
+          throw TrainingError(fmt::format("task '{}': detected label {} is not one of the {} "
+                                          "categories of {}", batch.task, d.label,
+                                          category_ids_.size(), annotations_));
+        }
+        // Widths from the float corners, so that x + w gives back x1 as closely as a
+        // float allows.
+        results_.push_back({{"image_id", batch.record_ids[i]},
+                            {"category_id", category_ids_[d.label]},
+                            {"bbox", {d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0}},
+                            {"score", d.score}});
+      }
+    }
+  }
+
+  std::vector<std::filesystem::path> write(const std::filesystem::path& dir,
+                                           const std::string& task) const override {
+    const auto file = dir / fmt::format("{}_{}_results.json", task, split_);
+    write_result_file(file, json_text(results_) + "\n");
+    return {file};
+  }
+
+ private:
+  std::vector<int64_t> category_ids_;
+  std::string split_;
+  std::string annotations_;
+  nlohmann::ordered_json results_ = nlohmann::ordered_json::array();
+};
+
+}  // namespace
+
+std::unique_ptr<ResultWriter> CocoStyleDataset::result_writer() const {
+  return std::make_unique<CocoResultWriter>(category_ids_, options_.split,
+                                            options_.annotations.string());
 }
 
 }  // namespace unitrain::data

@@ -21,9 +21,9 @@ ClassificationEvaluator::ClassificationEvaluator(int64_t positive_label)
     : positive_label_(positive_label) {}
 
 void ClassificationEvaluator::add(const Predictions& predictions, const Batch& batch) {
-  TORCH_CHECK(predictions.labels.defined() && batch.labels.defined(),
-              "ClassificationEvaluator: task '", batch.task,
-              "' needs Predictions.labels and Batch.labels");
+  if (!batch.labels.defined()) return;  // a split without labels (test): nothing to score
+  TORCH_CHECK(predictions.labels.defined(), "ClassificationEvaluator: task '", batch.task,
+              "' needs Predictions.labels");
   const std::vector<int64_t> predicted = to_vector(predictions.labels);
   const std::vector<int64_t> target = to_vector(batch.labels);
   TORCH_CHECK(predicted.size() == target.size(), "ClassificationEvaluator: task '", batch.task,
@@ -42,9 +42,10 @@ nlohmann::json ClassificationEvaluator::compute() const {
 }
 
 void VqaEvaluator::add(const Predictions& predictions, const Batch& batch) {
-  TORCH_CHECK(predictions.labels.defined() && batch.soft_labels.defined(),
+  if (!batch.soft_labels.defined()) return;  // a split without answers (test): nothing to score
+  TORCH_CHECK(predictions.labels.defined(),
               "VqaEvaluator: task '", batch.task,
-              "' needs Predictions.labels and Batch.soft_labels");
+              "' needs Predictions.labels");
   const int64_t n = predictions.labels.numel();
   if (n == 0) return;
   sum_ += vqa_accuracy(predictions.labels.view({-1}), batch.soft_labels) * static_cast<double>(n);

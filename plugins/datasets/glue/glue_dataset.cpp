@@ -2,6 +2,7 @@
 #include "glue_dataset.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -62,6 +63,10 @@ GlueDataset::GlueDataset(GlueOptions options)
   const int64_t col_a = column(header, task_->text_a);
   const int64_t col_b = task_->text_b.empty() ? -1 : column(header, task_->text_b);
   const int64_t col_label = column(header, task_->label);
+  // The row identity of a submission: GLUE's "index" column (QQP: "id"); files without
+  // one (SST-2's train and dev) are numbered by row.
+  int64_t col_index = column(header, "index");
+  if (col_index < 0) col_index = column(header, "id");
   for (const auto& [col, name] : {std::pair{col_a, task_->text_a}, {col_b, task_->text_b}}) {
     if (col < 0 && !name.empty()) {
       throw DataError(fmt::format("{}:1: header has no column '{}' for task {} (columns: {})",
@@ -93,6 +98,7 @@ GlueDataset::GlueDataset(GlueOptions options)
     }
     Record r;
     r.line = static_cast<int64_t>(i + 1);
+    r.index = col_index >= 0 ? std::string(fields[col_index]) : std::to_string(i - 1);
     r.a = std::string(fields[col_a]);
     if (col_b >= 0) r.b = std::string(fields[col_b]);
     if (is_blank(r.a) || (col_b >= 0 && is_blank(r.b))) {
@@ -141,6 +147,57 @@ std::unique_ptr<Evaluator> GlueDataset::evaluator() const {
   EvaluatorOptions options;
   if (task_->f1_positive >= 0) options.f1_positive = task_->f1_positive;
   return make_evaluator(labels(), options);
+}
+
+std::string GlueDataset::submission_name() const {
+  if (task_->name != "mnli") return task_->submission;
+  // MNLI has two: matched (dev_matched / test_matched) and mismatched.
+  const std::string file = options_.file.filename().string();
+  const bool mismatched = file.find("mismatched") != std::string::npos ||
+                          (file.find("matched") == std::string::npos &&
+                           options_.split.find("mismatched") != std::string::npos);
+  return task_->submission + (mismatched ? "-mm" : "-m");
+}
+
+namespace {
+
+class GlueResultWriter : public ResultWriter {
+ public:
+  GlueResultWriter(std::string name, std::vector<std::string> labels,
+                   std::unordered_map<int64_t, std::string> index_of_line)
+      : name_(std::move(name)), labels_(std::move(labels)), index_of_line_(std::move(index_of_line)) {}
+
+  void add(const Predictions& predictions, const Batch& batch) override {
+    for (const auto& [line, label] : predicted_labels(predictions, batch)) {
+      const auto it = index_of_line_.find(line);
+      if (it == index_of_line_.end() || label < 0 || label >= static_cast<int64_t>(labels_.size())) {
+        throw TrainingError(fmt::format("task '{}': no record at line {} or label {} outside the "
+                                        "{} labels", batch.task, line, label, labels_.size()));
+      }
+      text_ += it->second + "\t" + labels_[label] + "\n";
+    }
+  }
+
+  std::vector<std::filesystem::path> write(const std::filesystem::path& dir,
+                                           const std::string& /*task*/) const override {
+    const auto file = dir / (name_ + ".tsv");
+    write_result_file(file, "index\tprediction\n" + text_);
+    return {file};
+  }
+
+ private:
+  std::string name_;
+  std::vector<std::string> labels_;
+  std::unordered_map<int64_t, std::string> index_of_line_;
+  std::string text_;
+};
+
+}  // namespace
+
+std::unique_ptr<ResultWriter> GlueDataset::result_writer() const {
+  std::unordered_map<int64_t, std::string> index_of_line;
+  for (const auto& r : records_) index_of_line.emplace(r.line, r.index);
+  return std::make_unique<GlueResultWriter>(submission_name(), task_->labels, std::move(index_of_line));
 }
 
 GlueOptions glue_options_from_json(const nlohmann::json& j, const std::string& where) {

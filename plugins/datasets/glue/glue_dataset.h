@@ -10,6 +10,7 @@
 #include "glue_tasks.h"
 #include "unitrain/data/records.h"
 #include "unitrain/dataset.h"
+#include "unitrain/results.h"
 #include "unitrain/sizes.h"
 #include "unitrain/tokenizer.h"
 
@@ -26,7 +27,7 @@ struct GlueOptions {
 GlueOptions glue_options_from_json(const nlohmann::json& j, const std::string& where);
 std::shared_ptr<Dataset> make_glue(const nlohmann::json& options);
 
-class GlueDataset : public Dataset, public TokenVocabulary {
+class GlueDataset : public Dataset, public TokenVocabulary, public ResultFiles {
  public:
   // The ids its tokenizer produces, checked against the text encoder's.
   int64_t vocabulary_size() const override { return options_.tokenizer->vocab_size(); }
@@ -38,12 +39,19 @@ class GlueDataset : public Dataset, public TokenVocabulary {
   LabelSpace labels() const override;
   std::unique_ptr<Evaluator> evaluator() const override;
   nlohmann::json skipped() const override { return bad_.counts(); }
+  // The GLUE server's submission TSV: <submission>.tsv (QNLI.tsv, MNLI-mm.tsv, SST-2.tsv...),
+  // header "index\tprediction", one row per record in file order: the row's "index" (or
+  // QQP's "id") column, else its 0-based row number, and the label string.
+  std::unique_ptr<ResultWriter> result_writer() const override;
+  // "QNLI", "MNLI-m", "MNLI-mm", ...: the submission file's name without ".tsv".
+  std::string submission_name() const;
 
   bool has_labels() const { return has_labels_; }
 
  private:
   struct Record {
     int64_t line = 0;  // 1-based
+    std::string index;  // the "index" / "id" column, else the 0-based row number
     std::string a, b;
     int64_t label = -1;
   };

@@ -7,13 +7,13 @@ namespace unitrain::glue {
 const std::vector<GlueTask>& glue_tasks() {
   static const std::vector<GlueTask> tasks = {
       {"mnli", "sentence1", "sentence2", "gold_label",
-       {"entailment", "neutral", "contradiction"}, {"-"}, -1},
-      {"mrpc", "#1 String", "#2 String", "Quality", {"0", "1"}, {}, 1},
-      {"qnli", "question", "sentence", "label", {"entailment", "not_entailment"}, {}, -1},
-      {"qqp", "question1", "question2", "is_duplicate", {"0", "1"}, {}, 1},
-      {"rte", "sentence1", "sentence2", "label", {"entailment", "not_entailment"}, {}, -1},
-      {"sst2", "sentence", "", "label", {"0", "1"}, {}, -1},
-      {"wnli", "sentence1", "sentence2", "label", {"0", "1"}, {}, -1},
+       {"entailment", "neutral", "contradiction"}, {"-"}, -1, "MNLI"},
+      {"mrpc", "#1 String", "#2 String", "Quality", {"0", "1"}, {}, 1, "MRPC"},
+      {"qnli", "question", "sentence", "label", {"entailment", "not_entailment"}, {}, -1, "QNLI"},
+      {"qqp", "question1", "question2", "is_duplicate", {"0", "1"}, {}, 1, "QQP"},
+      {"rte", "sentence1", "sentence2", "label", {"entailment", "not_entailment"}, {}, -1, "RTE"},
+      {"sst2", "sentence", "", "label", {"0", "1"}, {}, -1, "SST-2"},
+      {"wnli", "sentence1", "sentence2", "label", {"0", "1"}, {}, -1, "WNLI"},
   };
   return tasks;
 }

@@ -18,6 +18,9 @@ struct GlueTask {
   std::vector<std::string> unlabeled;
   // The class whose F1 the evaluator also reports (QQP, MRPC); -1 for none.
   int64_t f1_positive = -1;
+  // The GLUE server's name for the task's submission file (<name>.tsv); MNLI adds "-m"
+  // or "-mm" by the file it reads (matched or mismatched).
+  std::string submission;
 };
 
 // Every known task, in name order.

@@ -8,6 +8,7 @@
 #include <opencv2/core.hpp>
 
 #include "unitrain/config.h"
+#include "unitrain/json_text.h"
 #include "unitrain/metrics.h"
 #include "unitrain/plugin.h"
 #include "unitrain_readme.h"  // kReadme, from README.md (unitrain_embed_readme)
@@ -95,6 +96,7 @@ SnliVeDataset::SnliVeDataset(SnliVeOptions options)
       continue;
     }
     r.image_id = numeric_id(std::filesystem::path(r.image).stem().string());
+    if (j.contains("pairID") && j["pairID"].is_string()) r.pair_id = j["pairID"].get<std::string>();
     const auto* hypothesis = data::field(j, "sentence2", "string", where, bad_);
     if (!hypothesis) continue;
     r.hypothesis = hypothesis->get<std::string>();
@@ -157,6 +159,52 @@ Sample SnliVeDataset::get(int64_t index, uint64_t seed) const {
 LabelSpace SnliVeDataset::labels() const { return {"classification", kLabels, 0}; }
 
 std::unique_ptr<Evaluator> SnliVeDataset::evaluator() const { return make_evaluator(labels()); }
+
+namespace {
+
+class SnliVeResultWriter : public ResultWriter {
+ public:
+  // records: line -> (pairID, image file name).
+  SnliVeResultWriter(std::string split,
+                     std::unordered_map<int64_t, std::pair<std::string, std::string>> records)
+      : split_(std::move(split)), records_(std::move(records)) {}
+
+  void add(const Predictions& predictions, const Batch& batch) override {
+    for (const auto& [line, label] : predicted_labels(predictions, batch)) {
+      const auto it = records_.find(line);
+      if (it == records_.end() || label < 0 || label >= static_cast<int64_t>(kLabels.size())) {
+        throw TrainingError(fmt::format("task '{}': no record at line {} or label {} outside the "
+                                        "{} labels", batch.task, line, label, kLabels.size()));
+      }
+      const auto& [pair_id, image] = it->second;
+      nlohmann::ordered_json row = {{"line", line}};
+      if (!pair_id.empty()) row["pairID"] = pair_id;
+      row["image"] = image;
+      row["prediction"] = kLabels[label];
+      text_ += json_text(row) + "\n";
+    }
+  }
+
+  std::vector<std::filesystem::path> write(const std::filesystem::path& dir,
+                                           const std::string& task) const override {
+    const auto file = dir / fmt::format("{}_{}_results.jsonl", task, split_);
+    write_result_file(file, text_);
+    return {file};
+  }
+
+ private:
+  std::string split_;
+  std::unordered_map<int64_t, std::pair<std::string, std::string>> records_;
+  std::string text_;
+};
+
+}  // namespace
+
+std::unique_ptr<ResultWriter> SnliVeDataset::result_writer() const {
+  std::unordered_map<int64_t, std::pair<std::string, std::string>> records;
+  for (const auto& r : records_) records.emplace(r.line, std::make_pair(r.pair_id, r.image));
+  return std::make_unique<SnliVeResultWriter>(options_.split, std::move(records));
+}
 
 SnliVeOptions snli_ve_options_from_json(const nlohmann::json& j, const std::string& where) {
   SnliVeOptions o;

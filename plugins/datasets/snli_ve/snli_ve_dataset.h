@@ -10,6 +10,7 @@
 #include "unitrain/data/image_pipeline.h"
 #include "unitrain/data/records.h"
 #include "unitrain/dataset.h"
+#include "unitrain/results.h"
 #include "unitrain/sizes.h"
 #include "unitrain/tokenizer.h"
 
@@ -34,7 +35,7 @@ struct SnliVeOptions {
 SnliVeOptions snli_ve_options_from_json(const nlohmann::json& j, const std::string& where);
 std::shared_ptr<Dataset> make_snli_ve(const nlohmann::json& options);
 
-class SnliVeDataset : public Dataset, public TokenVocabulary {
+class SnliVeDataset : public Dataset, public TokenVocabulary, public ResultFiles {
  public:
   // The ids its tokenizer produces, checked against the text encoder's.
   int64_t vocabulary_size() const override { return options_.tokenizer->vocab_size(); }
@@ -46,11 +47,16 @@ class SnliVeDataset : public Dataset, public TokenVocabulary {
   LabelSpace labels() const override;
   std::unique_ptr<Evaluator> evaluator() const override;
   nlohmann::json skipped() const override { return bad_.counts(); }
+  // JSON lines <task>_<split>_results.jsonl, one per record in file order:
+  // {"line" (1-based in the input file), "pairID" (when the record has one), "image"
+  // (Flickr30k file name), "prediction" (entailment / neutral / contradiction)}.
+  std::unique_ptr<ResultWriter> result_writer() const override;
 
  private:
   struct Record {
     int64_t line = 0;  // 1-based line in the file
     std::string image;  // file name in the image folder
+    std::string pair_id;  // "pairID", empty when absent
     int64_t image_id = -1;
     std::string hypothesis;
     int64_t label = -1;

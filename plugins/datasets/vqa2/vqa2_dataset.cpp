@@ -261,4 +261,41 @@ LabelSpace Vqa2Dataset::labels() const {
 
 std::unique_ptr<Evaluator> Vqa2Dataset::evaluator() const { return make_evaluator(labels()); }
 
+namespace {
+
+class VqaResultWriter : public ResultWriter {
+ public:
+  VqaResultWriter(std::shared_ptr<const std::vector<std::string>> answers, std::string split)
+      : answers_(std::move(answers)), split_(std::move(split)) {}
+
+  void add(const Predictions& predictions, const Batch& batch) override {
+    for (const auto& [question_id, label] : predicted_labels(predictions, batch)) {
+      if (label < 0 || label >= static_cast<int64_t>(answers_->size())) {
+        throw TrainingError(fmt::format("task '{}': predicted answer id {} is outside the "
+                                        "vocabulary of {} answers", batch.task, label,
+                                        answers_->size()));
+      }
+      results_.push_back({{"question_id", question_id}, {"answer", (*answers_)[label]}});
+    }
+  }
+
+  std::vector<std::filesystem::path> write(const std::filesystem::path& dir,
+                                           const std::string& task) const override {
+    const auto file = dir / fmt::format("{}_{}_results.json", task, split_);
+    write_result_file(file, json_text(results_) + "\n");
+    return {file};
+  }
+
+ private:
+  std::shared_ptr<const std::vector<std::string>> answers_;
+  std::string split_;
+  nlohmann::ordered_json results_ = nlohmann::ordered_json::array();
+};
+
+}  // namespace
+
+std::unique_ptr<ResultWriter> Vqa2Dataset::result_writer() const {
+  return std::make_unique<VqaResultWriter>(options_.answers, options_.split);
+}
+
 }  // namespace unitrain::vqa

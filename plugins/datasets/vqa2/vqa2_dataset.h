@@ -10,6 +10,7 @@
 #include "unitrain/data/image_pipeline.h"
 #include "unitrain/data/records.h"
 #include "unitrain/dataset.h"
+#include "unitrain/results.h"
 #include "unitrain/sizes.h"
 #include "unitrain/tokenizer.h"
 
@@ -42,7 +43,7 @@ std::shared_ptr<const std::vector<std::string>> vqa2_answer_vocabulary(
 // A vocabulary file: one answer a line, used as written (blank lines are an error).
 std::shared_ptr<const std::vector<std::string>> read_answer_file(const std::filesystem::path& file);
 
-class Vqa2Dataset : public Dataset, public TokenVocabulary {
+class Vqa2Dataset : public Dataset, public TokenVocabulary, public ResultFiles {
  public:
   // The ids its tokenizer produces, checked against the text encoder's.
   int64_t vocabulary_size() const override { return options_.tokenizer->vocab_size(); }
@@ -55,6 +56,10 @@ class Vqa2Dataset : public Dataset, public TokenVocabulary {
   LabelSpace labels() const override;
   std::unique_ptr<Evaluator> evaluator() const override;
   nlohmann::json skipped() const override { return bad_.counts(); }
+  // VQA results JSON [{"question_id", "answer"}] (the answer string from the
+  // vocabulary), as the official evaluator and the EvalAI server read it:
+  // <task>_<split>_results.json.
+  std::unique_ptr<ResultWriter> result_writer() const override;
 
  private:
   struct Record {

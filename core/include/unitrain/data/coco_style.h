@@ -11,7 +11,13 @@
 //    non-finite value or no overlap with the image is a bad record, like an unknown
 //    category or image id; under "skip" only that annotation is left out;
 //  - an image entry with a missing field, an unsafe file_name ("../") or, when
-//    check_images is set, a missing file is a bad record (the image is left out).
+//    check_images is set, a missing file is a bad record (the image is left out);
+//  - a test split (a split name starting with "test") may have no 'annotations' array
+//    (COCO's image_info_test2017.json): every image is a record without objects.
+//
+// Result files (ResultFiles): the COCO detection results JSON that pycocotools'
+// COCO.loadRes reads, [{"image_id", "category_id" (the file's id), "bbox" [x, y, w, h]
+// in pixels of the original image, "score"}], as <task>_<split>_results.json.
 #pragma once
 
 #include <filesystem>
@@ -21,6 +27,7 @@
 #include "unitrain/data/image_pipeline.h"
 #include "unitrain/data/records.h"
 #include "unitrain/dataset.h"
+#include "unitrain/results.h"
 
 namespace unitrain::data {
 
@@ -43,7 +50,7 @@ struct CocoStyleOptions {
   nlohmann::json evaluator = nlohmann::json::object();
 };
 
-class CocoStyleDataset : public Dataset {
+class CocoStyleDataset : public Dataset, public ResultFiles {
  public:
   explicit CocoStyleDataset(CocoStyleOptions options);
 
@@ -52,6 +59,7 @@ class CocoStyleDataset : public Dataset {
   LabelSpace labels() const override;
   std::unique_ptr<Evaluator> evaluator() const override;
   nlohmann::json skipped() const override { return bad_.counts(); }
+  std::unique_ptr<ResultWriter> result_writer() const override;
 
   // The file's category id of contiguous label `label`.
   int64_t category_id(int64_t label) const { return category_ids_.at(label); }
