@@ -85,6 +85,42 @@ TEST(Collate, MixedFieldsAreAnErrorNamingBothSamples) {
   EXPECT_THROW(collate({}, "t"), DataError);
 }
 
+// select_rows keeps exactly the chosen examples, in the chosen order, in every field.
+TEST(Collate, SelectRowsPicksEveryPerExampleField) {
+  std::vector<Sample> samples;
+  for (int64_t i = 1; i <= 3; ++i) {
+    Sample s = image_sample(i, 2, static_cast<float>(i));
+    s.input_ids = std::vector<int64_t>(static_cast<size_t>(i), 5 + i);
+    s.segment_ids = std::vector<int64_t>(static_cast<size_t>(i), 0);
+    s.label = i;
+    s.soft_label = torch::full({4}, static_cast<float>(i) / 10);
+    s.boxes = torch::full({i, 4}, 0.5f);
+    s.classes = torch::full({i}, i, torch::kInt64);
+    samples.push_back(s);
+  }
+  const Batch batch = collate(samples, "t");
+  const Batch picked = select_rows(batch, {2, 0});
+  EXPECT_EQ(picked.task, "t");
+  EXPECT_EQ(picked.size, 2);
+  EXPECT_TRUE(torch::equal(picked.image, torch::stack({batch.image[2], batch.image[0]})));
+  EXPECT_TRUE(torch::equal(picked.image_mask, torch::stack({batch.image_mask[2], batch.image_mask[0]})));
+  EXPECT_TRUE(torch::equal(picked.image_size, torch::tensor({{3, 2}, {1, 2}}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(picked.orig_size, torch::tensor({{30, 20}, {10, 20}}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(picked.image_id, torch::tensor({3, 1}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(picked.input_ids, torch::stack({batch.input_ids[2], batch.input_ids[0]})));
+  EXPECT_TRUE(torch::equal(picked.text_mask, torch::stack({batch.text_mask[2], batch.text_mask[0]})));
+  EXPECT_TRUE(torch::equal(picked.segment_ids, torch::stack({batch.segment_ids[2], batch.segment_ids[0]})));
+  EXPECT_TRUE(torch::equal(picked.labels, torch::tensor({3, 1}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(picked.soft_labels, torch::stack({batch.soft_labels[2], batch.soft_labels[0]})));
+  ASSERT_EQ(picked.boxes.size(), 2u);
+  EXPECT_EQ(picked.boxes[0].size(0), 3);
+  EXPECT_EQ(picked.classes[1].item<int64_t>(), 1);
+  EXPECT_TRUE(picked.attributes.empty());
+  EXPECT_EQ(picked.record_ids, (std::vector<int64_t>{103, 101}));
+  EXPECT_EQ(picked.sources, (std::vector<std::string>{"s3", "s1"}));
+  EXPECT_THROW(select_rows(batch, {3}), DataError);
+}
+
 TEST(Collate, PinnedMemoryAndNonBlockingCopy_CUDA) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   Sample a = image_sample(2, 3, 1.f);

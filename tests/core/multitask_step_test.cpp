@@ -12,8 +12,10 @@
 #include "unitrain/config.h"
 #include "unitrain/errors.h"
 #include "unitrain/registry.h"
+#include "unitrain/scheduler.h"
 #include "unitrain/trainer.h"
 #include "train/multitask_step.h"
+#include "train/uncertainty.h"
 
 namespace unitrain {
 namespace {
@@ -263,6 +265,94 @@ TEST(MultitaskStep, MistakesInTheStepBlockAreNamed) {
   EXPECT_THAT(error({{"tasks", 2}, {"combine", {{"type", "pcgrd"}}}}), HasSubstr("pcgrad"));
   EXPECT_THAT(error({{"tasks", 2}, {"combine", {{"type", "cagrad"}, {"alpah", 1}}}}),
               HasSubstr("/step/combine/alpah: unknown key 'alpah'; valid keys: alpha"));
+}
+
+// --- uncertainty sampling (CA-MTL) ---------------------------------------------------
+
+TEST(UncertaintySampling, NormalizedEntropiesOfKnownPredictions) {
+  Predictions p;
+  p.scores = torch::tensor({1.0f, 0.0f, 0.0f, 0.5f, 0.5f, 0.0f, 1 / 3.f, 1 / 3.f, 1 / 3.f}).view({3, 3});
+  const auto e = train::normalized_entropies(p);
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_NEAR(e[0], 0.0, 1e-12);
+  EXPECT_NEAR(e[1], std::log(2.0) / std::log(3.0), 1e-7);
+  EXPECT_NEAR(e[2], 1.0, 1e-6);
+  // Independent sigmoids (VQA) are renormalized first: (0.9, 0.9) is a coin flip.
+  Predictions vqa;
+  vqa.scores = torch::tensor({0.9f, 0.9f}).view({1, 2});
+  EXPECT_NEAR(train::normalized_entropies(vqa)[0], 1.0, 1e-7);
+  // Detections: the mean binary entropy of the scores.
+  Predictions boxes;
+  boxes.detections = {{Detection{0, 0, 1, 1, 0.5f, 1}}, {Detection{0, 0, 1, 1, 1.0f, 1}, Detection{0, 0, 1, 1, 0.0f, 2}}, {}};
+  EXPECT_EQ(train::normalized_entropies(boxes), (std::vector<double>{1.0, 0.0, 0.0}));
+}
+
+TEST(UncertaintySampling, SchedulerDrawsByMeanEntropyAndKeepsTheMostUncertain) {
+  auto s = registry().create_as<TaskScheduler>("scheduler", "uncertainty", {{"keep", 0.5}}, "test");
+  s->setup({{"a", 10, 1, 1.0}, {"b", 10, 1, 1.0}});
+  auto* sampling = dynamic_cast<UncertaintySampling*>(s.get());
+  ASSERT_NE(sampling, nullptr);
+  TaskRng rng(3);
+  const std::vector<std::vector<double>> entropy = {{0.1, 0.3, 0.2, 0.2}, {0.9, 0.5, 0.95, 0.1, 0.7}};
+  int64_t b = 0;
+  const int64_t draws = 20000;
+  for (int64_t i = 0; i < draws; ++i) {
+    const auto choice = sampling->choose({0.2, 0.8}, entropy, rng);
+    if (choice.task == 1) {
+      ++b;
+      EXPECT_EQ(choice.examples, (std::vector<int64_t>{0, 2, 4}));  // ceil(2.5) most uncertain
+    } else {
+      EXPECT_EQ(choice.examples, (std::vector<int64_t>{1, 2}));  // a tie keeps the first
+    }
+  }
+  // p = (0.2 / 0.8, 0.8 / 0.8) normalized = (0.2, 0.8); 5 standard deviations.
+  EXPECT_NEAR(static_cast<double>(b) / draws, 0.8, 5 * std::sqrt(0.16 / draws));
+  EXPECT_EQ(s->probabilities(), (std::vector<double>{0.2, 0.8}));
+  auto greedy = registry().create_as<TaskScheduler>("scheduler", "uncertainty", {{"greedy", true}}, "test");
+  greedy->setup({{"a", 10, 1, 1.0}, {"b", 10, 1, 1.0}});
+  EXPECT_EQ(dynamic_cast<UncertaintySampling*>(greedy.get())->choose({0.6, 0.5}, entropy, rng).task, 0u);
+}
+
+// Training with it: each update trains on the kept share of the chosen task's candidate
+// batch, every task's mean entropy is logged, and a resumed run goes on exactly.
+TEST(UncertaintySampling, TrainsOnTheChosenRowsAndResumesExactly) {
+  test::TempDir dir;
+  json j = two_tasks();
+  j["scheduler"] = {{"type", "uncertainty"}, {"keep", 0.25}};
+  j["training"]["checkpoint_every"] = 3;
+  Trainer straight(experiment(dir, j, "straight.json"), registry(), quiet(dir / "straight"));
+  straight.train();
+  const json throughput = straight.throughput();
+  // short: batch 16 -> 4 rows; long: batch 8 -> 2 rows.
+  EXPECT_EQ(throughput["short"]["samples"].get<int64_t>(), 4 * throughput["short"]["steps"].get<int64_t>());
+  EXPECT_EQ(throughput["long"]["samples"].get<int64_t>(), 2 * throughput["long"]["steps"].get<int64_t>());
+  int64_t lines = 0;
+  for (const auto& line : read_jsonl(dir / "straight/metrics.jsonl")) {
+    if (!line.contains("loss")) continue;
+    ++lines;
+    for (const char* task : {"short", "long"}) {
+      const double e = line.at("uncertainty").at(task).get<double>();
+      EXPECT_GT(e, 0.0);
+      EXPECT_LE(e, 1.0);
+    }
+  }
+  EXPECT_EQ(lines, 6);
+
+  j["training"]["max_steps"] = 3;
+  Trainer first(experiment(dir, j, "first.json"), registry(), quiet(dir / "resumed"));
+  first.train();
+  j["training"]["max_steps"] = 6;
+  Trainer second(experiment(dir, j, "second.json"), registry(), quiet(dir / "resumed", true));
+  second.train();
+  ASSERT_EQ(second.history().size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(second.history()[i].task, straight.history()[3 + i].task);
+    EXPECT_EQ(second.history()[i].loss, straight.history()[3 + i].loss);
+  }
+  auto a = straight.model().named_parameters();
+  for (const auto& item : second.model().named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), a[item.key()])) << item.key();
+  }
 }
 
 }  // namespace

@@ -81,6 +81,10 @@ struct Batch {
 // Pads and stacks samples of one task into a batch.
 Batch collate(const std::vector<Sample>& samples, const std::string& task);
 
+// The examples `rows` of a batch, in that order, with every per-example field. The
+// padding stays as it was (a batch-invariant model predicts the same either way).
+Batch select_rows(const Batch& batch, const std::vector<int64_t>& rows);
+
 // One detected object in image pixels of the original file.
 struct Detection {
   float x0 = 0, y0 = 0, x1 = 0, y1 = 0;

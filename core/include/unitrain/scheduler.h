@@ -73,4 +73,25 @@ class SchedulerFeedback {
   virtual void observe_evaluation(int64_t step, const nlohmann::json& metrics) = 0;
 };
 
+// What a strategy that picks from the model's uncertainty is told (CA-MTL's uncertainty
+// sampling, Pilault et al. 2020). Before each update the trainer draws a candidate batch
+// of every task, predicts it (evaluation mode, no gradients) and scores each example by
+// the normalized entropy of its prediction, from 0 (certain) to 1 (uniform); the
+// strategy picks the task and the examples the update trains on, and the other
+// candidates are dropped. A scheduler plugin that wants it also derives from this class
+// (found with dynamic_cast); its next() is then used only by multi-task updates.
+class UncertaintySampling {
+ public:
+  virtual ~UncertaintySampling() = default;
+  struct Choice {
+    size_t task = 0;                // index into setup's list
+    std::vector<int64_t> examples;  // rows of that task's candidate batch, at least one
+  };
+  // mean_entropy[t]: the mean over task t's candidates (over every rank's candidates in
+  // a data-parallel run: the same on every rank, so draw the task from it and `rng`
+  // only); entropy[t]: this process's candidates of task t, one value per row.
+  virtual Choice choose(const std::vector<double>& mean_entropy,
+                        const std::vector<std::vector<double>>& entropy, TaskRng& rng) = 0;
+};
+
 }  // namespace unitrain

@@ -159,6 +159,45 @@ Batch collate(const std::vector<Sample>& samples, const std::string& task) {
   return batch;
 }
 
+Batch select_rows(const Batch& batch, const std::vector<int64_t>& rows) {
+  for (int64_t r : rows) {
+    if (r < 0 || r >= batch.size) {
+      throw DataError(fmt::format("select_rows: row {} of a batch of {} (task '{}')", r, batch.size,
+                                  batch.task));
+    }
+  }
+  const torch::Tensor index = torch::tensor(rows, torch::kInt64);
+  auto pick = [&](const torch::Tensor& t) {
+    return t.defined() ? t.index_select(0, index.to(t.device())) : t;
+  };
+  auto pick_each = [&](const auto& items) {
+    std::decay_t<decltype(items)> out;
+    if (items.empty()) return out;
+    for (int64_t r : rows) out.push_back(items[static_cast<size_t>(r)]);
+    return out;
+  };
+  Batch out;
+  out.task = batch.task;
+  out.size = static_cast<int64_t>(rows.size());
+  out.image = pick(batch.image);
+  out.image_mask = pick(batch.image_mask);
+  out.image_size = pick(batch.image_size);
+  out.orig_size = pick(batch.orig_size);
+  out.image_id = pick(batch.image_id);
+  out.input_ids = pick(batch.input_ids);
+  out.text_mask = pick(batch.text_mask);
+  out.segment_ids = pick(batch.segment_ids);
+  out.labels = pick(batch.labels);
+  out.soft_labels = pick(batch.soft_labels);
+  out.boxes = pick_each(batch.boxes);
+  out.classes = pick_each(batch.classes);
+  out.attributes = pick_each(batch.attributes);
+  out.record_ids = pick_each(batch.record_ids);
+  out.sources = pick_each(batch.sources);
+  out.rank_mean = batch.rank_mean;
+  return out;
+}
+
 Batch Batch::to(const torch::Device& device, bool non_blocking) const {
   return map_tensors(*this, [&](const torch::Tensor& t) { return move(t, device, non_blocking); });
 }

@@ -59,6 +59,14 @@ void DataParallel::broadcast_model(torch::nn::Module& model) {
   group_->broadcast(tensors, 0, "the broadcast of rank 0's initial model");
 }
 
+void DataParallel::average(std::vector<double>& values, const std::string& what) {
+  if (values.empty()) return;
+  std::vector<torch::Tensor> buffer{torch::tensor(values, torch::kFloat64)};
+  group_->all_reduce_sum(buffer, what);
+  const torch::Tensor mean = buffer[0].to(torch::kCPU) / static_cast<double>(world_size());
+  for (size_t i = 0; i < values.size(); ++i) values[i] = mean[static_cast<int64_t>(i)].item<double>();
+}
+
 void DataParallel::attach(Batch& batch) const {
   auto group = group_;
   batch.rank_mean = [group](const torch::Tensor& t) {

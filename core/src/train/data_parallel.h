@@ -47,6 +47,9 @@ class DataParallel {
   void reduce_step(int64_t step, const std::vector<size_t>& tasks,
                    const std::vector<torch::Tensor>& parameters, std::vector<double>& values);
 
+  // The mean of each of `values` over the ranks (one all-reduce), in place.
+  void average(std::vector<double>& values, const std::string& what);
+
   // Every options().check_every steps (call it after each step): compares a hash of
   // every task drawn and every parameter set touched so far across the ranks.
   void check_sequence(int64_t step);

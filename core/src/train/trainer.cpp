@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <numeric>
 #include <optional>
 
 #include <fmt/format.h>
@@ -19,6 +20,7 @@
 #include "train/durable_file.h"
 #include "train/evaluation.h"
 #include "train/multitask_step.h"
+#include "train/uncertainty.h"
 #include "train/reports.h"
 #include "train/run_checkpoint.h"
 #include "train/run_folder.h"
@@ -54,10 +56,13 @@ struct Trainer::Impl {
   train::RunState state;
   // The scheduler, when it listens to losses and evaluations (else null).
   SchedulerFeedback* feedback = nullptr;
+  // The scheduler, when it picks by the model's uncertainty (else null).
+  UncertaintySampling* uncertainty = nullptr;
   // Updates over several tasks with a combine rule (the "step" block); null: one task
   // per update.
   std::unique_ptr<train::MultitaskStep> multitask;
   std::vector<StepRecord> history;
+  json last_uncertainty = json::object();  // each task's mean entropy at the last draw
 
   // The training block is read first: a bad value stops the run before anything is built.
   Impl(const Experiment& experiment, const Registry& registry, TrainerConfig c)
@@ -70,6 +75,7 @@ struct Trainer::Impl {
     state.optimization = train::build_optimizer(*setup.model, options);
     state.scheduler = train::build_scheduler(setup);
     feedback = dynamic_cast<SchedulerFeedback*>(state.scheduler.get());
+    uncertainty = dynamic_cast<UncertaintySampling*>(state.scheduler.get());
     const json& j = experiment.json;
     const StepOptions step = j.contains("step") ? step_options_from_json(j.at("step")) : StepOptions{};
     if (step.multitask()) {
@@ -166,14 +172,10 @@ struct Trainer::Impl {
       };
       // One micro-batch of task `task_index`: forward, loss, backward (scaled by the
       // task's loss_weight / accumulate_steps); returns the loss before that scaling.
-      auto micro_batch = [&](size_t task_index) -> double {
+      // `given`: a batch already drawn (uncertainty sampling's choice), else the task's next.
+      auto micro_batch = [&](size_t task_index, std::optional<Batch> given) -> double {
         TaskData& t = setup.tasks[task_index];
-        std::optional<Batch> batch =
-            config.batch_source ? std::optional<Batch>(config.batch_source(t.name)) : t.loader->next();
-        if (!config.batch_source) {
-          run_log.report_skips(t.name, *t.loader, t.spec.at("train_split").get<std::string>(),
-                           /*training=*/true, step);
-        }
+        std::optional<Batch> batch = given ? std::move(given) : next_batch(t, step);
         if (parallel) parallel->attach(*batch);
         lap(t, &TaskData::data_s);
         auto out = setup.model->forward(t.name, *batch, /*with_loss=*/true);
@@ -202,13 +204,22 @@ struct Trainer::Impl {
       };
       json step_log = json::object();
       if (multitask) {
-        step_log = multitask_update(micro_batch, drawn, drawn_losses, named, step_loss, task_name);
+        step_log = multitask_update([&](size_t t) { return micro_batch(t, std::nullopt); }, drawn,
+                                    drawn_losses, named, step_loss, task_name);
       } else {
         for (int64_t micro = 0; micro < options.accumulate_steps; ++micro) {
-          const size_t task_index = state.scheduler->next(state.task_rng);
+          std::optional<Batch> chosen;
+          size_t task_index = 0;
+          if (uncertainty) {
+            auto [task, batch] = choose_by_uncertainty(mark);
+            task_index = task;
+            chosen = std::move(batch);
+          } else {
+            task_index = state.scheduler->next(state.task_rng);
+          }
           drawn.push_back(task_index);
           if (parallel) parallel->check_task(step, task_index);
-          const double value = micro_batch(task_index);
+          const double value = micro_batch(task_index, std::move(chosen));
           step_loss += value / static_cast<double>(options.accumulate_steps);
           drawn_losses.push_back(value);
           task_name = setup.tasks[task_index].name;
@@ -254,6 +265,7 @@ struct Trainer::Impl {
                      {"grad_norm", grad_norm},
                      {"samples_per_s", elapsed > 0 ? window_samples / elapsed : 0.0}};
         for (const auto& [name, v] : named) line[name] = v;
+        if (uncertainty && !multitask) line["uncertainty"] = last_uncertainty;
         if (multitask) {
           json losses = json::object();
           for (size_t m = 0; m < drawn.size(); ++m) losses[setup.tasks[drawn[m]].name] = drawn_losses[m];
@@ -288,6 +300,56 @@ struct Trainer::Impl {
                                 json_text(train::throughput(setup.tasks), 2) + "\n");
     }
     return last_eval;
+  }
+
+  // The task's next training batch (from the batch source when the config has one).
+  std::optional<Batch> next_batch(TaskData& t, int64_t step) {
+    if (config.batch_source) return config.batch_source(t.name);
+    std::optional<Batch> batch = t.loader->next();
+    run_log.report_skips(t.name, *t.loader, t.spec.at("train_split").get<std::string>(),
+                         /*training=*/true, step);
+    return batch;
+  }
+
+  // Uncertainty sampling: a candidate batch of every task, predicted in evaluation mode
+  // without gradients, each example scored by its normalized entropy; the scheduler
+  // picks the task and the rows to train on. The scoring counts as the candidates'
+  // tasks' data time (`mark`: the throughput clock of this step).
+  std::pair<size_t, Batch> choose_by_uncertainty(std::chrono::steady_clock::time_point& mark) {
+    std::vector<Batch> candidates;
+    std::vector<std::vector<double>> entropy;
+    std::vector<double> means;
+    {
+      torch::NoGradGuard no_grad;
+      setup.model->eval();
+      for (TaskData& t : setup.tasks) {
+        std::optional<Batch> batch = next_batch(t, state.step);
+        auto out = setup.model->forward(t.name, *batch, /*with_loss=*/false);
+        entropy.push_back(train::normalized_entropies(setup.model->predict(t.name, out, *batch)));
+        const auto& e = entropy.back();
+        means.push_back(e.empty() ? 0.0 : std::accumulate(e.begin(), e.end(), 0.0) / e.size());
+        candidates.push_back(std::move(*batch));
+        const auto now = Clock::now();
+        const double seconds = std::chrono::duration<double>(now - mark).count();
+        t.seconds += seconds;
+        t.data_s += seconds;
+        mark = now;
+      }
+      setup.model->train();
+    }
+    if (setup.parallel) {
+      setup.parallel->average(means, fmt::format("step {}'s uncertainty of each task", state.step));
+    }
+    const UncertaintySampling::Choice choice = uncertainty->choose(means, entropy, state.task_rng);
+    if (choice.task >= candidates.size() || choice.examples.empty()) {
+      throw TrainingError(fmt::format("step {}: the scheduler chose task {} and {} examples; "
+                                      "expected a task below {} and at least one example",
+                                      state.step, choice.task, choice.examples.size(),
+                                      candidates.size()));
+    }
+    last_uncertainty = json::object();
+    for (size_t i = 0; i < means.size(); ++i) last_uncertainty[setup.tasks[i].name] = means[i];
+    return {choice.task, select_rows(candidates[choice.task], choice.examples)};
   }
 
   // The micro-batches and combination of one multi-task update: each drawn task's

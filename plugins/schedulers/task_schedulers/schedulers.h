@@ -13,5 +13,7 @@ namespace unitrain::schedulers {
 std::shared_ptr<TaskScheduler> make_mtdnn_epoch(const nlohmann::json& options);
 // 12-in-1's stop-and-go round robin over validation metrics (stop_and_go.cpp).
 std::shared_ptr<TaskScheduler> make_stop_and_go(const nlohmann::json& options);
+// CA-MTL's uncertainty sampling, one task per update (uncertainty.cpp).
+std::shared_ptr<TaskScheduler> make_uncertainty(const nlohmann::json& options);
 
 }  // namespace unitrain::schedulers

@@ -213,5 +213,8 @@ UNITRAIN_PLUGIN(kStopAndGo, unitrain::TaskScheduler, "scheduler", "stop_and_go",
                 "Round robin; plateaued tasks train every 4th turn until they degrade (12-in-1)",
                 R"({"min_gain": 0.001, "patience": 2, "stopped_every": 4, "resume_drop": 0.005})",
                 kReadme, make_stop_and_go);
+UNITRAIN_PLUGIN(kUncertainty, unitrain::TaskScheduler, "scheduler", "uncertainty", "1.0.0",
+                "Task and examples by the model's uncertainty on candidate batches (CA-MTL)",
+                R"({"keep": 0.5, "greedy": false})", kReadme, make_uncertainty);
 UNITRAIN_EXPORT_PLUGINS(&kRatios, &kSizeProportional, &kUniform, &kRoundRobin, &kTemperature,
-                        &kAnnealed, &kMtdnnEpoch, &kStopAndGo);
+                        &kAnnealed, &kMtdnnEpoch, &kStopAndGo, &kUncertainty);
