@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
@@ -459,6 +461,143 @@ TEST_F(Predict, EvalSplitOutAndMaxBatches) {
                                     (*dir_ / "run").string() + "' --split nope");
   EXPECT_EQ(missing.status, 1);
   EXPECT_THAT(missing.output, HasSubstr("nope"));
+}
+
+// --- predict --input (batch) ---------------------------------------------------------
+
+// Requests of three tasks interleaved, ids echoed, results in file order equal to the
+// single-request path's (the same model, batched by task).
+TEST_F(Predict, InputFileAnswersEveryLineAsSingleRequestsDo) {
+  const std::string coco = first_image("coco/val2017");
+  const std::string vqa = first_image("vqa2/val2014");
+  std::vector<json> requests = {
+      {{"task", "sst2"}, {"text", "a truly wonderful film"}, {"id", "first"}},
+      {{"task", "coco"}, {"image", coco}, {"id", 7}},
+      {{"task", "vqa2"}, {"image", vqa}, {"text", "what color is the circle?"}},
+      {{"task", "sst2"}, {"text", "a dull and boring plot"}},
+      {{"task", "sst2"}, {"text", "a clever"}, {"text_b", "charming story"}},
+      {{"task", "coco"}, {"image", first_image("coco/train2017")}},
+      {{"task", "sst2"}, {"text", "awful"}},
+  };
+  std::string text;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    text += requests[i].dump() + "\n";
+    if (i == 2) text += "\n";  // a blank line is no request (line numbers still count it)
+  }
+  test::write_file(*dir_ / "requests.jsonl", text);
+  const fs::path output = *dir_ / "results.jsonl";
+  const fs::path drawn = *dir_ / "drawn";
+  auto batch = predict("--input '" + (*dir_ / "requests.jsonl").string() + "' --output '" +
+                       output.string() + "' --batch-size 2 --threshold 0 --top-k 3 --draw-dir '" +
+                       drawn.string() + "'");
+  ASSERT_EQ(batch.status, 0) << batch.output;
+  std::vector<json> lines;
+  std::vector<std::string> raw;
+  std::istringstream in(test::read_file(output));
+  for (std::string line; std::getline(in, line);) {
+    raw.push_back(line);
+    lines.push_back(json::parse(line));
+  }
+  ASSERT_EQ(lines.size(), requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const json& r = requests[i];
+    std::string args = "--task " + r["task"].get<std::string>() + " --threshold 0 --top-k 3";
+    if (r.contains("image")) args += " --image '" + r["image"].get<std::string>() + "'";
+    if (r.contains("text")) args += " --text " + shell_quoted(r["text"]);
+    if (r.contains("text_b")) args += " --text-b " + shell_quoted(r["text_b"]);
+    auto single = predict(args);
+    ASSERT_EQ(single.status, 0) << single.output;
+    json expected = test::json_in(single);
+    expected.erase("checkpoint");
+    json got = lines[i];
+    if (r.contains("id")) {
+      EXPECT_EQ(got["id"], r["id"]);
+      EXPECT_EQ(raw[i].rfind("{\"id\":", 0), 0u) << raw[i];  // first, before "task"
+      got.erase("id");
+    }
+    // Labels and boxes as the single request gives them; scores to float precision (a
+    // batch pads texts and images to its largest).
+    const std::string key = expected.contains("detections") ? "detections" : "predictions";
+    ASSERT_EQ(got[key].size(), expected[key].size()) << got.dump() << "\n" << expected.dump();
+    for (size_t k = 0; k < got[key].size(); ++k) {
+      EXPECT_EQ(got[key][k]["label"], expected[key][k]["label"]) << i;
+      EXPECT_NEAR(got[key][k]["score"].get<double>(), expected[key][k]["score"].get<double>(), 1e-4) << i;
+      if (key == "detections") {
+        for (int c = 0; c < 4; ++c) {
+          EXPECT_NEAR(got[key][k]["box"][c].get<double>(), expected[key][k]["box"][c].get<double>(), 1e-2);
+        }
+      }
+    }
+    got.erase(key);
+    expected.erase(key);
+    EXPECT_EQ(got, expected) << i;
+  }
+  // One drawing per request with an image, named by its line (line 4 is blank).
+  EXPECT_TRUE(fs::is_regular_file(drawn / "2.png"));
+  EXPECT_TRUE(fs::is_regular_file(drawn / "3.png"));
+  EXPECT_TRUE(fs::is_regular_file(drawn / "7.png"));
+  EXPECT_FALSE(fs::exists(drawn / "1.png"));
+
+  // Without --output the lines go to stdout; a --task default fills lines without one.
+  test::write_file(*dir_ / "texts.jsonl", "{\"text\": \"awful\"}\n{\"text\": \"a clever\", \"text_b\": \"charming story\"}\n");
+  auto to_stdout = predict("--task sst2 --top-k 3 --input '" + (*dir_ / "texts.jsonl").string() + "'");
+  ASSERT_EQ(to_stdout.status, 0) << to_stdout.output;
+  std::istringstream printed(to_stdout.output);
+  std::vector<json> printed_lines;
+  for (std::string line; std::getline(printed, line);) {
+    if (!line.empty() && line[0] == '{') printed_lines.push_back(json::parse(line));
+  }
+  ASSERT_EQ(printed_lines.size(), 2u) << to_stdout.output;
+  EXPECT_EQ(printed_lines[0]["predictions"][0]["label"], lines[6]["predictions"][0]["label"]);
+  EXPECT_EQ(printed_lines[1]["text_b"], "charming story");
+}
+
+TEST_F(Predict, InputFileErrorsNameTheFileAndLine) {
+  const fs::path file = *dir_ / "bad.jsonl";
+  auto run = [&](const std::string& text, const std::string& extra = "") {
+    test::write_file(file, text);
+    return predict("--input '" + file.string() + "'" + extra);
+  };
+  const std::string ok = "{\"task\": \"sst2\", \"text\": \"fine\"}\n";
+  const std::string where = file.string() + ":2: ";
+
+  auto no_task = run(ok + "{\"task\": \"nope\", \"text\": \"x\"}\n");
+  EXPECT_EQ(no_task.status, 1);
+  EXPECT_THAT(no_task.output, HasSubstr(where + "\"task\" 'nope': not a task of"));
+
+  auto unknown_key = run(ok + "{\"task\": \"sst2\", \"txt\": \"x\"}\n");
+  EXPECT_EQ(unknown_key.status, 1);
+  EXPECT_THAT(unknown_key.output, HasSubstr(where + "unknown key 'txt'; valid keys: task, image, text, text_b, id"));
+
+  auto no_image = run(ok + "{\"task\": \"coco\"}\n");
+  EXPECT_EQ(no_image.status, 1);
+  EXPECT_THAT(no_image.output, HasSubstr(where + "task 'coco' reads an image: give \"image\""));
+
+  auto extra_text = run(ok + "{\"task\": \"coco\", \"image\": \"x.jpg\", \"text\": \"hi\"}\n");
+  EXPECT_EQ(extra_text.status, 1);
+  EXPECT_THAT(extra_text.output, HasSubstr(where + "task 'coco' reads no text; drop \"text\""));
+
+  auto not_json = run(ok + "{\"task\": \n");
+  EXPECT_EQ(not_json.status, 1);
+  EXPECT_THAT(not_json.output, HasSubstr(where + "not a JSON object"));
+
+  const std::string missing = (*dir_ / "missing.jpg").string();
+  auto unreadable = run(ok + "{\"task\": \"coco\", \"image\": \"" + missing + "\"}\n");
+  EXPECT_EQ(unreadable.status, 1);
+  EXPECT_THAT(unreadable.output, HasSubstr(where));
+  EXPECT_THAT(unreadable.output, HasSubstr(missing));
+
+  auto no_default = run("{\"text\": \"x\"}\n");
+  EXPECT_EQ(no_default.status, 1);
+  EXPECT_THAT(no_default.output, HasSubstr(file.string() + ":1: no \"task\""));
+
+  auto with_image_flag = run(ok, " --image x.jpg");
+  EXPECT_NE(with_image_flag.status, 0);
+  EXPECT_THAT(with_image_flag.output, HasSubstr("--image excludes --input"));
+
+  auto batch = run(ok, " --batch-size 0");
+  EXPECT_EQ(batch.status, 1);
+  EXPECT_THAT(batch.output, HasSubstr("--batch-size: expected >= 1, found 0"));
 }
 
 }  // namespace

@@ -1,12 +1,15 @@
 // `unitrain predict EXP.json --checkpoint PATH --task T [--image IMG] [--text "..."]
 // [--text-b "..."] [--top-k K] [--threshold S] [--draw OUT.png]`: runs one task of a
-// trained model on raw inputs, prepared exactly as the task's dataset prepares its
-// evaluation records (the dataset block's "image" transform without augmentation, its
-// "tokenizer" and "max_length"), and prints the prediction as JSON:
+// trained model on raw inputs (infer::Predictor prepares them as the task's dataset
+// prepares its evaluation records) and prints the prediction as JSON:
 //   classification / VQA: {"task", "kind", "predictions": [{"label", "id", "score"}...]}
 //   detection: {"task", "kind", "image": {...}, "detections": [{"label", "id", "score",
 //               "box": [x0, y0, x1, y1]}...]}, boxes in pixels of the original image.
+// With `--input FILE.jsonl` it answers every request of the file (one a line), the
+// model loaded once and requests of one task batched, one result a line in file order.
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -14,6 +17,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "cli/commands.h"
+#include "infer/predictor.h"
 #include "unitrain/batch.h"
 #include "unitrain/checkpoint.h"
 #include "unitrain/config.h"
@@ -45,103 +49,28 @@ struct PredictArgs {
   bool top_k_given = false;
   double threshold = 0.5;
   std::string draw;
+  // Batch mode.
+  std::string input;
+  std::string output;
+  std::string draw_dir;
+  int64_t batch_size = 8;
 };
-
-// The modalities the task's encoders read ("image", "text"), with those of the task it
-// reads objects_from.
-std::set<std::string> task_modalities(const UnitModelImpl& model, const json& tasks,
-                                      const std::string& task) {
-  std::set<std::string> out;
-  for (const auto& name : tasks.at(task).at("encoders")) {
-    out.insert(model.encoder(name.get<std::string>())->modality());
-  }
-  if (tasks.at(task).contains("objects_from")) {
-    const auto source = tasks.at(task).at("objects_from").get<std::string>();
-    for (const auto& name : tasks.at(source).at("encoders")) {
-      out.insert(model.encoder(name.get<std::string>())->modality());
-    }
-  }
-  return out;
-}
-
-// The raw inputs as one evaluation sample of `task`. `rgb` receives the decoded image.
-Sample make_sample(const Experiment& experiment, const std::string& task,
-                   const std::set<std::string>& modalities, const PredictArgs& args, cv::Mat& rgb) {
-  const std::string pointer = pointer_join(pointer_join("/tasks", task), "dataset");
-  const json& block = experiment.json.at(json::json_pointer(pointer));
-  const std::string where = experiment.where(pointer);
-  Sample sample;
-  sample.source = "predict";
-
-  if (modalities.count("image")) {
-    if (args.image.empty()) {
-      throw ConfigError(fmt::format("task '{}' reads an image: give --image FILE", task));
-    }
-    if (!block.contains("image")) {
-      throw ConfigError(fmt::format("{}: the dataset block has no \"image\" transform, so task '{}' "
-                                    "cannot prepare an image", where, task));
-    }
-    data::ImageTransformOptions defaults;
-    defaults.augment = false;
-    auto options = data::image_transform_options_from_json(block.at("image"), defaults, where + "/image");
-    options.augment = false;  // evaluation preprocessing, whatever the training split says
-    rgb = data::decode_image(args.image);
-    sample.image = data::ImageTransform(options).apply(rgb, torch::Tensor(), 0).image;
-    sample.orig_height = rgb.rows;
-    sample.orig_width = rgb.cols;
-    sample.image_id = 0;
-    sample.source = args.image;
-  } else if (!args.image.empty()) {
-    throw ConfigError(fmt::format("task '{}' reads no image; drop --image", task));
-  }
-
-  if (modalities.count("text")) {
-    if (args.text.empty()) {
-      throw ConfigError(fmt::format("task '{}' reads text: give --text \"...\"", task));
-    }
-    if (!block.contains("tokenizer")) {
-      throw ConfigError(fmt::format("{}: the dataset block has no \"tokenizer\", so task '{}' "
-                                    "cannot tokenize text", where, task));
-    }
-    auto options = tokenizer_options_from_json(block.at("tokenizer"), where + "/tokenizer");
-    if (block.contains("max_length")) options.max_length = block.at("max_length").get<int64_t>();
-    auto tokenizer = make_tokenizer(options);
-    const Encoding encoding =
-        args.text_b.empty() ? tokenizer->encode(args.text) : tokenizer->encode(args.text, &args.text_b);
-    sample.input_ids = encoding.input_ids;
-    sample.segment_ids = encoding.segment_ids;
-  } else if (!args.text.empty() || !args.text_b.empty()) {
-    throw ConfigError(fmt::format("task '{}' reads no text; drop --text / --text-b", task));
-  }
-  return sample;
-}
-
-// The evaluation split of the task, for its label names.
-LabelSpace task_labels(const Experiment& experiment, const std::string& task) {
-  const std::string pointer = pointer_join(pointer_join("/tasks", task), "dataset");
-  json options = experiment.json.at(json::json_pointer(pointer));
-  const std::string type = options.at("type").get<std::string>();
-  options.erase("type");
-  options.erase("init_from");
-  options["split"] = experiment.json.at("tasks").at(task).at("val_split");
-  return Registry::global()
-      .create_as<Dataset>("dataset", type, options, experiment.where(pointer))
-      ->labels();
-}
 
 std::string label_name(const LabelSpace& labels, int64_t id) {
   if (id >= 0 && id < static_cast<int64_t>(labels.names.size())) return labels.names[id];
   return std::to_string(id);
 }
 
-ojson classification_json(const Predictions& predictions, const LabelSpace& labels, int64_t top_k) {
-  const torch::Tensor scores = predictions.scores[0].to(torch::kCPU, torch::kFloat);  // [C]
+// The top_k labels of batch item `i`, highest score first.
+ojson classification_json(const Predictions& predictions, int64_t i, const LabelSpace& labels,
+                          int64_t top_k) {
+  const torch::Tensor scores = predictions.scores[i].to(torch::kCPU, torch::kFloat);  // [C]
   const int64_t k = std::min<int64_t>(std::max<int64_t>(top_k, 1), scores.size(0));
   auto [values, ids] = scores.topk(k);
   ojson out = ojson::array();
-  for (int64_t i = 0; i < k; ++i) {
-    const int64_t id = ids[i].item<int64_t>();
-    out.push_back({{"label", label_name(labels, id)}, {"id", id}, {"score", values[i].item<double>()}});
+  for (int64_t j = 0; j < k; ++j) {
+    const int64_t id = ids[j].item<int64_t>();
+    out.push_back({{"label", label_name(labels, id)}, {"id", id}, {"score", values[j].item<double>()}});
   }
   return out;
 }
@@ -201,87 +130,226 @@ void draw(const cv::Mat& rgb, const ojson& result, const std::string& file) {
   }
 }
 
-ojson predict(const CliContext& context, const PredictArgs& args) {
-  Experiment experiment = load_checked_experiment(context, args.file, args.overrides);
-  const json& tasks = experiment.json.at("tasks");
-  if (!tasks.contains(args.task)) {
-    std::string names;
-    for (const auto& [name, spec] : tasks.items()) names += (names.empty() ? "" : ", ") + name;
-    throw ConfigError(fmt::format("--task '{}': not a task of {}; tasks: {}", args.task,
-                                  experiment.file.string(), names));
+// The prediction of batch item `i` of `task` for `request` as printed: the request's
+// inputs, then the labels or detections (threshold and top-k applied).
+ojson result_json(const infer::Predictor& predictor, const std::string& task,
+                  const infer::Request& request, const cv::Mat& rgb, const Predictions& predictions,
+                  int64_t i, const PredictArgs& args) {
+  const LabelSpace& labels = predictor.labels(task);
+  ojson result = {{"task", task}, {"kind", labels.kind}};
+  if (!rgb.empty()) {
+    result["image"] = {{"path", request.image_file}, {"width", rgb.cols}, {"height", rgb.rows}};
   }
-  const torch::Device device =
-      parse_device(experiment.json.at("device").get<std::string>(), experiment.where("/device"));
-  configure_threads(experiment.json.at("threads").get<int64_t>());
-
-  // Weights come from the checkpoint: init_from files are not read.
-  UnitModel model(experiment, registry_factory(Registry::global()), /*load_init_from=*/false);
-  const fs::path checkpoint = find_checkpoint(args.checkpoint);
-  torch::serialize::InputArchive archive = open_checkpoint(checkpoint);
-  read_model_state(archive, *model, checkpoint.string());
-  auto stored_labels = read_label_spaces(archive, checkpoint.string());
-  model->to(device);
-  model->eval();
-
-  const auto modalities = task_modalities(*model, tasks, args.task);
-  if (!args.draw.empty() && !modalities.count("image")) {
-    throw ConfigError(fmt::format("--draw: task '{}' reads no image to draw on", args.task));
-  }
-  cv::Mat rgb;
-  const Sample sample = make_sample(experiment, args.task, modalities, args, rgb);
-  // The label names the model was trained with; older checkpoints: the dataset's.
-  const LabelSpace labels = stored_labels.count(args.task) ? stored_labels.at(args.task)
-                                                           : task_labels(experiment, args.task);
-  const Batch batch = collate({sample}, args.task).to(device);
-
-  torch::NoGradGuard no_grad;
-  const HeadOutput output = model->forward(args.task, batch, /*with_loss=*/false);
-  const Predictions predictions = model->predict(args.task, output, batch);
-
-  ojson result = {{"task", args.task}, {"kind", labels.kind}, {"checkpoint", checkpoint.string()}};
-  if (modalities.count("image")) {
-    result["image"] = {{"path", args.image}, {"width", rgb.cols}, {"height", rgb.rows}};
-  }
-  if (!args.text.empty()) result["text"] = args.text;
-  if (!args.text_b.empty()) result["text_b"] = args.text_b;
+  if (!request.text.empty()) result["text"] = request.text;
+  if (!request.text_b.empty()) result["text_b"] = request.text_b;
   if (!predictions.detections.empty()) {
     std::vector<Detection> kept;
-    for (const auto& d : predictions.detections[0]) {
+    for (const auto& d : predictions.detections.at(i)) {
       if (d.score >= args.threshold) kept.push_back(d);
     }
     if (args.top_k_given && static_cast<int64_t>(kept.size()) > args.top_k) kept.resize(args.top_k);
     result["detections"] = detection_json(kept, labels);
-  } else if (predictions.scores.defined()) {
-    result["predictions"] = classification_json(predictions, labels, args.top_k);
   } else {
-    throw TrainingError(fmt::format("the head of task '{}' returned neither scores nor detections",
-                                    args.task));
+    result["predictions"] = classification_json(predictions, i, labels, args.top_k);
   }
-  if (!args.draw.empty()) draw(rgb, result, args.draw);
   return result;
+}
+
+infer::Predictor open_predictor(const CliContext& context, const PredictArgs& args) {
+  Experiment experiment = load_checked_experiment(context, args.file, args.overrides);
+  configure_threads(experiment.json.at("threads").get<int64_t>());
+  return infer::Predictor(std::move(experiment), args.checkpoint);
+}
+
+ojson predict(const CliContext& context, const PredictArgs& args) {
+  const infer::Predictor predictor = open_predictor(context, args);
+  predictor.check_task(args.task, "--task");
+  if (!args.draw.empty() && !predictor.modalities(args.task).count("image")) {
+    throw ConfigError(fmt::format("--draw: task '{}' reads no image to draw on", args.task));
+  }
+  infer::Request request;
+  request.image_file = args.image;
+  request.text = args.text;
+  request.text_b = args.text_b;
+  cv::Mat rgb;
+  const Sample sample = predictor.sample(args.task, request, {}, &rgb);
+  const Predictions predictions = predictor.predict(args.task, {sample});
+  ojson result = result_json(predictor, args.task, request, rgb, predictions, 0, args);
+  result["checkpoint"] = predictor.checkpoint().string();
+  if (!args.draw.empty()) draw(rgb, result, args.draw);
+  // "checkpoint" printed third, as before.
+  ojson out = {{"task", result["task"]}, {"kind", result["kind"]}, {"checkpoint", result["checkpoint"]}};
+  for (const auto& [key, value] : result.items()) {
+    if (!out.contains(key)) out[key] = value;
+  }
+  return out;
+}
+
+// One line of a --input file.
+struct LineRequest {
+  int64_t line = 0;  // 1-based
+  std::string task;
+  infer::Request request;
+  json id;  // echoed back when given
+};
+
+// Reads every request of a JSONL file, checked against the model's tasks and
+// modalities before anything runs. Errors name FILE:LINE.
+std::vector<LineRequest> read_requests(const infer::Predictor& predictor, const PredictArgs& args) {
+  std::ifstream in(args.input, std::ios::binary);
+  if (!in) throw ConfigError(fmt::format("--input '{}': cannot open the file", args.input));
+  static const std::set<std::string> kKeys = {"task", "image", "text", "text_b", "id"};
+  std::vector<LineRequest> requests;
+  std::string text;
+  for (int64_t line = 1; std::getline(in, text); ++line) {
+    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = fmt::format("{}:{}", args.input, line);
+    json j;
+    try {
+      j = json::parse(text);
+    } catch (const json::exception& e) {
+      throw ConfigError(fmt::format("{}: not a JSON object: {}", where, e.what()));
+    }
+    if (!j.is_object()) throw ConfigError(fmt::format("{}: expected a JSON object, found {}", where, json_text(j)));
+    LineRequest r;
+    r.line = line;
+    for (const auto& [key, value] : j.items()) {
+      if (!kKeys.count(key)) {
+        throw ConfigError(fmt::format("{}: unknown key '{}'; valid keys: task, image, text, text_b, id",
+                                      where, key));
+      }
+      if (key != "id" && !value.is_string()) {
+        throw ConfigError(fmt::format("{}: \"{}\" must be a string, found {}", where, key, json_text(value)));
+      }
+    }
+    r.task = j.value("task", args.task);
+    if (r.task.empty()) throw ConfigError(fmt::format("{}: no \"task\" (and no --task default)", where));
+    r.request.image_file = j.value("image", "");
+    r.request.text = j.value("text", "");
+    r.request.text_b = j.value("text_b", "");
+    if (j.contains("id")) r.id = j["id"];
+    try {
+      predictor.check_task(r.task, "\"task\"");
+      const auto& modalities = predictor.modalities(r.task);
+      const infer::InputNames names{"\"image\"", "\"text\"", "\"text_b\""};
+      if (modalities.count("image") != static_cast<size_t>(r.request.has_image()) ||
+          modalities.count("text") != static_cast<size_t>(!r.request.text.empty()) ||
+          (!modalities.count("text") && !r.request.text_b.empty())) {
+        infer::Request probe = r.request;  // no image is read to report the mismatch
+        if (probe.has_image()) probe.rgb = cv::Mat(1, 1, CV_8UC3);
+        predictor.sample(r.task, probe, names);
+      }
+    } catch (const Error& e) {
+      throw ConfigError(fmt::format("{}: {}", where, e.what()));
+    }
+    requests.push_back(std::move(r));
+  }
+  return requests;
+}
+
+// `--input FILE.jsonl`: every request of the file, batched by task (at most
+// --batch-size a batch, in file order within a task), one result line per request in
+// file order.
+void predict_batch(const CliContext& context, const PredictArgs& args) {
+  if (args.batch_size < 1) {
+    throw ConfigError(fmt::format("--batch-size: expected >= 1, found {}", args.batch_size));
+  }
+  const infer::Predictor predictor = open_predictor(context, args);
+  if (!args.task.empty()) predictor.check_task(args.task, "--task");
+  const std::vector<LineRequest> requests = read_requests(predictor, args);
+  if (!args.draw_dir.empty()) fs::create_directories(args.draw_dir);
+
+  std::map<std::string, std::vector<size_t>> by_task;
+  for (size_t i = 0; i < requests.size(); ++i) by_task[requests[i].task].push_back(i);
+  std::vector<std::string> lines(requests.size());
+  const infer::InputNames names{"\"image\"", "\"text\"", "\"text_b\""};
+  for (const auto& [task, indices] : by_task) {
+    for (size_t start = 0; start < indices.size(); start += args.batch_size) {
+      const size_t end = std::min(indices.size(), start + static_cast<size_t>(args.batch_size));
+      std::vector<Sample> samples;
+      std::vector<cv::Mat> images;
+      for (size_t k = start; k < end; ++k) {
+        const LineRequest& r = requests[indices[k]];
+        cv::Mat rgb;
+        try {
+          samples.push_back(predictor.sample(task, r.request, names, &rgb));
+        } catch (const Error& e) {
+          throw DataError(fmt::format("{}:{}: {}", args.input, r.line, e.what()));
+        }
+        images.push_back(rgb);
+      }
+      const Predictions predictions = predictor.predict(task, samples);
+      for (size_t k = start; k < end; ++k) {
+        const LineRequest& r = requests[indices[k]];
+        ojson result = result_json(predictor, task, r.request, images[k - start], predictions,
+                                   static_cast<int64_t>(k - start), args);
+        if (!r.id.is_null()) {
+          ojson with_id = {{"id", r.id}};
+          for (const auto& [key, value] : result.items()) with_id[key] = value;
+          result = std::move(with_id);
+        }
+        if (!args.draw_dir.empty() && !images[k - start].empty()) {
+          draw(images[k - start], result, (fs::path(args.draw_dir) / fmt::format("{}.png", r.line)).string());
+        }
+        lines[indices[k]] = json_text(result);
+      }
+    }
+  }
+  std::string text;
+  for (const auto& line : lines) text += line + "\n";
+  if (args.output.empty()) {
+    std::cout << text << std::flush;
+    return;
+  }
+  std::ofstream out(args.output, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw DataError(fmt::format("--output '{}': cannot write the file", args.output));
 }
 
 }  // namespace
 
 void add_predict_command(CLI::App& app, CliContext& context) {
   auto args = std::make_shared<PredictArgs>();
-  CLI::App* command = app.add_subcommand("predict", "Run one task of a trained model on an image and/or text");
+  CLI::App* command = app.add_subcommand(
+      "predict", "Run a trained model on an image and/or text, or on every request of a JSONL file");
   command->add_option("experiment", args->file, "Experiment JSON file")->required();
   command->add_option("--checkpoint", args->checkpoint, "Checkpoint file or run folder")->required();
-  command->add_option("--task", args->task, "Task to run")->required();
-  command->add_option("--image", args->image, "Image file (tasks with an image encoder)");
-  command->add_option("--text", args->text, "Text (tasks with a text encoder)");
-  command->add_option("--text-b", args->text_b, "Second text of a pair (e.g. GLUE sentence 2)");
+  auto* task = command->add_option("--task", args->task,
+                                   "Task to run (with --input: the task of lines that name none)");
+  auto* image = command->add_option("--image", args->image, "Image file (tasks with an image encoder)");
+  auto* text = command->add_option("--text", args->text, "Text (tasks with a text encoder)");
+  auto* text_b = command->add_option("--text-b", args->text_b, "Second text of a pair (e.g. GLUE sentence 2)");
   auto* top_k = command->add_option("--top-k", args->top_k,
                                     "Labels shown (classification, VQA); at most this many boxes "
                                     "(detection, when given)")
                     ->capture_default_str();
   command->add_option("--threshold", args->threshold, "Detection: lowest score shown")->capture_default_str();
-  command->add_option("--draw", args->draw, "Write the image with the boxes (or the top label) drawn");
+  auto* draw_file = command->add_option("--draw", args->draw,
+                                        "Write the image with the boxes (or the top label) drawn");
+  auto* input = command->add_option(
+      "--input", args->input,
+      "JSONL file of requests, one a line: {\"task\", \"image\", \"text\", \"text_b\", \"id\"} "
+      "(docs/predict.md)");
+  auto* output = command->add_option("--output", args->output,
+                                     "With --input: write the result lines here (default: stdout)");
+  auto* draw_dir = command->add_option("--draw-dir", args->draw_dir,
+                                       "With --input: draw each image's result into DIR/<line>.png");
+  auto* batch_size = command->add_option("--batch-size", args->batch_size,
+                                         "With --input: requests of one task run together")
+                         ->capture_default_str();
   command->add_option("--set", args->overrides, "Override a value: KEY.PATH=VALUE (repeatable)");
-  command->callback([args, top_k, &context] {
+  input->excludes(image)->excludes(text)->excludes(text_b)->excludes(draw_file);
+  output->needs(input);
+  draw_dir->needs(input);
+  batch_size->needs(input);
+  command->callback([args, task, top_k, &context] {
     args->top_k_given = top_k->count() > 0;
     if (args->top_k < 1) throw ConfigError(fmt::format("--top-k: expected >= 1, found {}", args->top_k));
+    if (!args->input.empty()) {
+      predict_batch(context, *args);
+      return;
+    }
+    if (task->count() == 0) throw ConfigError("--task is required (or give --input FILE.jsonl)");
     std::cout << json_text(predict(context, *args), 2) << "\n";
   });
 }
