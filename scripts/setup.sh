@@ -18,6 +18,8 @@ packages=(
   libsentencepiece-dev sentencepiece
   # Tests check the weight readers against files that PyTorch itself writes.
   python3-torch python3-torchvision
+  # Tests read TensorBoard event files back and render the run report.
+  python3-protobuf chromium
 )
 
 # More packages for one purpose (scripts/sanitize.sh: clang and its sanitizer runtimes).

@@ -161,7 +161,8 @@ TEST(RunFolder, NonEmptyFolderNeedsResumeOrForce) {
       error_of<TrainingError>([&] { Trainer(e, registry(), quiet(run)).train(); });
   EXPECT_THAT(message, HasSubstr(run.string() + ": the run folder is not empty (holds "
                                  "checkpoints/, eval.json, experiment.resolved.json, "
-                                 "metrics.jsonl, notes.txt, throughput.json); expected a new or "
+                                 "metrics.jsonl, notes.txt, tasks.json, throughput.json); expected a "
+                                 "new or "
                                  "empty folder. Continue that run with --resume " + run.string() +
                                  ", start over in it with --force"));
 

@@ -44,6 +44,8 @@ void validate_experiment(Experiment& experiment, const Registry* registry);
 // Defaults of the "training" and "data" blocks (the keys the trainer reads).
 nlohmann::json training_defaults();
 nlohmann::json data_defaults();
+// Defaults of the "log" block: what a run writes besides metrics.jsonl (docs/report.md).
+nlohmann::json log_defaults();
 
 // Parses JSON text, turning syntax errors (and numbers out of range, `1e999`) into
 // ConfigError "file:line:column: ...".

@@ -42,6 +42,7 @@ int run_cli(int argc, char** argv) {
   add_data_command(app, context);
   add_toy_command(app, context);
   add_weights_command(app, context);
+  add_report_command(app, context);
 
   tune_allocator();
   try {

@@ -78,5 +78,6 @@ void add_tokenizer_command(CLI::App& app, CliContext& context);
 void add_data_command(CLI::App& app, CliContext& context);
 void add_toy_command(CLI::App& app, CliContext& context);
 void add_weights_command(CLI::App& app, CliContext& context);
+void add_report_command(CLI::App& app, CliContext& context);
 
 }  // namespace unitrain::cli

@@ -11,6 +11,7 @@
 #include "unitrain/json_text.h"
 #include "unitrain/registry.h"
 #include "unitrain/trainer.h"
+#include "report/run_report.h"
 #include "train/evaluation.h"
 
 namespace unitrain::cli {
@@ -42,6 +43,18 @@ fs::path resumed_run_folder(const fs::path& resume, const std::string& out) {
                                   resume.string()));
   }
   return folder.parent_path();
+}
+
+// The finished run's report.html. The run itself succeeded: a report that cannot be
+// written is a warning.
+void write_run_report(const fs::path& run_dir) {
+  const fs::path file = report::default_report_file({run_dir});
+  try {
+    report::write_report({run_dir}, file);
+    std::cerr << fmt::format("report: {}\n", file.string());
+  } catch (const std::exception& e) {
+    std::cerr << fmt::format("warning: the run report was not written: {}\n", e.what());
+  }
 }
 
 }  // namespace
@@ -102,7 +115,9 @@ void add_train_command(CLI::App& app, CliContext& context) {
       Trainer trainer(experiment, Registry::global(), config);
       EvalResult result = trainer.train();
       if (!lead) return;
-      std::cerr << "\n" << trainer.throughput_table() << "\n" << trainer.eval_table(result);
+      // Every evaluation's table, the last one included, is printed as it is made.
+      std::cerr << "\n" << trainer.throughput_table();
+      if (experiment.json.at("log").at("report").get<bool>()) write_run_report(config.run_dir);
       std::cout << json_text(result, 2) << "\n";
     });
   });

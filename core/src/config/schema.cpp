@@ -37,6 +37,10 @@ json data_defaults() {
   return json::parse(R"({"workers": 0, "prefetch": 4, "max_queued_mb": 0})");
 }
 
+json log_defaults() {
+  return json::parse(R"({"tensorboard": false, "report": true})");
+}
+
 namespace {
 
 class SchemaChecker {
@@ -48,7 +52,7 @@ class SchemaChecker {
     json& root = e_.json;
     only_keys(root, "", {"name", "description", "seed", "device", "threads", "plugin_dirs",
                          "plugins", "model", "tasks", "scheduler", "training", "data",
-                         "distributed", "output_dir", "step"});
+                         "distributed", "output_dir", "log", "step"});
     required(root, "", "name", json("string"));
     optional(root, "", "description", json(""));
     optional(root, "", "seed", json(0));
@@ -124,6 +128,7 @@ class SchemaChecker {
           "MiB, found {}",
           e_.where("/data/max_queued_mb"), json_text(root["data"]["max_queued_mb"])));
     }
+    root["log"] = merge_checked(log_defaults(), root.value("log", json::object()), e_, "/log");
     root["distributed"] = merge_checked(distributed_defaults(),
                                         root.value("distributed", json::object()), e_,
                                         "/distributed");

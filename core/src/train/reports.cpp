@@ -2,8 +2,10 @@
 // evaluation tables.
 #include "train/reports.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -11,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "train/durable_file.h"
+#include "unitrain/config.h"
 #include "unitrain/json_text.h"
 
 namespace unitrain::train {
@@ -56,6 +59,45 @@ void RunLog::open(const std::filesystem::path& file, int64_t resumed_at) {
 
 void RunLog::write(const json& line) {
   if (file_.is_open()) file_ << json_text(line) << "\n" << std::flush;
+  if (tensorboard_.is_open() && line.contains("step") && line["step"].is_number_integer()) {
+    tensorboard_.write(line["step"].get<int64_t>(), tensorboard_scalars(line));
+  }
+  if (console_ && tasks_ != nullptr && line.contains("eval")) {
+    std::cerr << fmt::format("{}evaluation at step {}\n{}",
+                             isatty(STDERR_FILENO) ? "\r\033[K" : "", line.value("step", int64_t{0}),
+                             eval_table(line["eval"], *tasks_));
+  }
+}
+
+void RunLog::start_reports(const RunSetup& setup, const std::filesystem::path& run_dir,
+                           const std::vector<double>& target_shares, int64_t resumed_at) {
+  tasks_ = &setup.tasks;
+  write_tasks_file(run_dir / kTasksFile, setup.tasks, target_shares);
+  // An experiment validated by validate_experiment has the block; one built by hand may not.
+  const json log = setup.experiment.json.value("log", log_defaults());
+  if (log.value("tensorboard", false)) tensorboard_.open(run_dir / kTensorboardFolder, resumed_at);
+}
+
+void write_tasks_file(const std::filesystem::path& file, const std::vector<TaskData>& tasks,
+                      const std::vector<double>& target_shares) {
+  json out = json::object();
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const TaskData& t = tasks[i];
+    const LabelSpace labels = (t.eval ? t.eval : t.train)->labels();
+    out[t.name] = {{"label_kind", labels.kind},
+                   {"num_labels", labels.names.size()},
+                   {"chance", chance_level(t)},
+                   {"target_share", i < target_shares.size() ? json(target_shares[i]) : json()}};
+  }
+  write_text_durably(file, json_text(out, 2) + "\n");
+}
+
+double chance_level(const TaskData& task) {
+  // The evaluated split's labels: an evaluate-only run opens no training split.
+  const LabelSpace labels = (task.eval ? task.eval : task.train)->labels();
+  return labels.kind == "detection" || labels.names.empty()
+             ? 0.0
+             : 1.0 / static_cast<double>(labels.names.size());
 }
 
 void RunLog::report_skips(const std::string& task, data::DataLoader& loader,
@@ -133,11 +175,8 @@ std::string eval_table(const json& result, const std::vector<TaskData>& tasks) {
     if (!result.contains(t.name) || result[t.name].empty()) continue;
     const auto& metrics = result[t.name];
     const std::string metric = metrics.items().begin().key();
-    // The evaluated split's labels: an evaluate-only run opens no training split.
     const LabelSpace labels = (t.eval ? t.eval : t.train)->labels();
-    const double chance = labels.kind == "detection" || labels.names.empty()
-                              ? 0.0
-                              : 1.0 / static_cast<double>(labels.names.size());
+    const double chance = chance_level(t);
     table += fmt::format("{:<12} {:<14} {:>8.3f} {:>8.3f}\n", t.name, metric,
                          metrics[metric].get<double>(), chance);
     if (labels.kind == "detection" && metrics.contains("ap50") && metric != "ap50") {
@@ -148,6 +187,26 @@ std::string eval_table(const json& result, const std::vector<TaskData>& tasks) {
   return table;
 }
 
+std::string progress_text(int64_t step, int64_t max_steps, double it_per_s,
+                          const std::vector<std::pair<std::string, double>>& losses,
+                          int bar_width, size_t columns) {
+  std::string text;
+  if (bar_width > 0) {
+    const double done = max_steps > 0 ? std::clamp(double(step) / double(max_steps), 0.0, 1.0) : 0.0;
+    const int filled = static_cast<int>(done * bar_width);
+    text = "[" + std::string(filled, '#') + std::string(bar_width - filled, '-') + "] ";
+  }
+  text += fmt::format("step {}/{}  {:.2f} it/s  ETA {} |", step, max_steps, it_per_s,
+                      format_duration(it_per_s > 0 ? (max_steps - step) / it_per_s : NAN));
+  for (const auto& [name, loss] : losses) {
+    const std::string part = fmt::format(" {} {:.3f}", columns > 0 ? utf8_prefix(name, 8) : name, loss);
+    if (columns > 0 && text.size() + part.size() > columns) break;
+    text += part;
+  }
+  if (columns > 0 && text.size() > columns) text = utf8_prefix(text, columns);
+  return text;
+}
+
 void print_progress(bool tty, std::chrono::steady_clock::time_point started, int64_t first_step,
                     int64_t step, const TrainingOptions& options,
                     const std::vector<TaskData>& tasks) {
@@ -156,17 +215,20 @@ void print_progress(bool tty, std::chrono::steady_clock::time_point started, int
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const double rate = elapsed > 0 ? static_cast<double>(step - first_step) / elapsed : 0.0;
-  std::string losses;
+  std::vector<std::pair<std::string, double>> losses;
   for (const auto& t : tasks) {
-    if (!std::isnan(t.last_loss)) losses += fmt::format(" {} {:.3f}", t.name, t.last_loss);
+    if (!std::isnan(t.last_loss)) losses.emplace_back(t.name, t.last_loss);
   }
-  const std::string text =
-      fmt::format("step {}/{}  {:.2f} it/s  ETA {} |{}", step, options.max_steps, rate,
-                  format_duration(rate > 0 ? (options.max_steps - step) / rate : NAN), losses);
   if (tty) {
-    std::cerr << "\r\033[K" << text << std::flush;
+    // One character short of the width: a line that fills it wraps on some terminals,
+    // and "\r" then redraws only its last row.
+    winsize size{};
+    const size_t columns =
+        ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 1 ? size.ws_col - 1 : 79;
+    std::cerr << "\r\033[K" << progress_text(step, options.max_steps, rate, losses, 20, columns)
+              << std::flush;
   } else {
-    std::cerr << text << "\n";
+    std::cerr << progress_text(step, options.max_steps, rate, losses, 0, 0) << "\n";
   }
 }
 

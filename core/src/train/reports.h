@@ -7,12 +7,15 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "unitrain/data/loader.h"
 #include "train/build.h"
+#include "train/run_folder.h"
+#include "train/tensorboard.h"
 
 namespace unitrain::train {
 
@@ -31,7 +34,17 @@ class RunLog {
   // by a crash, so that the file holds each step once (TensorBoard's purge_step); it
   // says how many on stderr.
   void open(const std::filesystem::path& file, int64_t resumed_at = -1);
+  // Every line also goes to TensorBoard (tensorboard_scalars) once open_tensorboard()
+  // is called; an evaluation line prints its eval_table on the console.
   void write(const nlohmann::json& line);
+
+  // What the run report and the console need besides metrics.jsonl, for the process
+  // that writes the run folder: writes RUN/tasks.json (write_tasks_file), opens
+  // RUN/tensorboard when the experiment's log.tensorboard is true (a resumed run starts
+  // a new file there), and keeps `setup`'s tasks for the evaluation tables.
+  // `target_shares`: the scheduler's sampling distribution at the start.
+  void start_reports(const RunSetup& setup, const std::filesystem::path& run_dir,
+                     const std::vector<double>& target_shares, int64_t resumed_at = -1);
 
   // Says once, on stderr and in metrics.jsonl, which records `loader` has left out since
   // the last call (a corrupt image under on_bad_record "skip"), so that a run that goes
@@ -44,7 +57,18 @@ class RunLog {
   bool console_;
   int64_t rank_;
   std::ofstream file_;
+  EventFileWriter tensorboard_;
+  const std::vector<TaskData>* tasks_ = nullptr;  // set by start_reports
 };
+
+// RUN/tasks.json, which the run report reads: {task: {"label_kind", "num_labels",
+// "chance", "target_share"}} in experiment order.
+void write_tasks_file(const std::filesystem::path& file, const std::vector<TaskData>& tasks,
+                      const std::vector<double>& target_shares);
+
+// The headline metric's (the first one's) chance level of a task: 1 / labels for a
+// classification, 0 for detection and for tasks without label names.
+double chance_level(const TaskData& task);
 
 // Trainer::throughput() over `tasks` (see unitrain/trainer.h).
 nlohmann::json throughput(const std::vector<TaskData>& tasks);
@@ -53,9 +77,17 @@ std::string throughput_table(const nlohmann::json& throughput, const std::vector
 // Trainer::eval_table().
 std::string eval_table(const nlohmann::json& result, const std::vector<TaskData>& tasks);
 
-// The live progress line on stderr: "step S/MAX  R it/s  ETA T | task loss...". On a
-// terminal it is redrawn every step; otherwise one line every log_every steps and at the
-// last step.
+// The progress line's text: "step S/MAX  R it/s  ETA T | task loss ..." and, with
+// `bar_width` > 0, a bar of that many cells first ("[#####-----] "). Fits in `columns`
+// characters (0 = no limit): task names are shortened to 8 characters, then the losses
+// that do not fit are left out.
+std::string progress_text(int64_t step, int64_t max_steps, double it_per_s,
+                          const std::vector<std::pair<std::string, double>>& losses,
+                          int bar_width, size_t columns);
+
+// The live progress line on stderr. On a terminal one line redrawn in place every step
+// ("\r" and clear to the end of the line) with a bar, as wide as the terminal; otherwise
+// one line every log_every steps and at the last step.
 void print_progress(bool tty, std::chrono::steady_clock::time_point started,
                     int64_t first_step, int64_t step, const TrainingOptions& options,
                     const std::vector<TaskData>& tasks);

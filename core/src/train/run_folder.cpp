@@ -82,11 +82,13 @@ void prepare_run_folder(const fs::path& run_dir, bool resume, bool force) {
         "and run files, keeps other files), or choose another --out",
         run_dir.string(), fmt::join(found, ", "), run_dir.string()));
   }
-  for (const char* name : {kResolvedExperimentFile, kMetricsFile, kEvalFile, kThroughputFile}) {
+  for (const char* name : {kResolvedExperimentFile, kMetricsFile, kEvalFile, kThroughputFile,
+                           kTasksFile, kReportFile}) {
     fs::remove(run_dir / name);
     fs::remove(run_dir / (std::string(name) + ".tmp"));
   }
   fs::remove_all(run_dir / kCheckpointFolder);
+  fs::remove_all(run_dir / kTensorboardFolder);
 }
 
 }  // namespace train

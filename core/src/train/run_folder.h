@@ -14,6 +14,11 @@ constexpr const char* kMetricsFile = "metrics.jsonl";
 constexpr const char* kEvalFile = "eval.json";
 constexpr const char* kThroughputFile = "throughput.json";
 constexpr const char* kCheckpointFolder = "checkpoints";
+// What the run report reads besides the files above (train/reports.h), the report itself
+// and the TensorBoard event files (log.tensorboard).
+constexpr const char* kTasksFile = "tasks.json";
+constexpr const char* kReportFile = "report.html";
+constexpr const char* kTensorboardFolder = "tensorboard";
 // Holds the pid of the process that holds the lock; left in place after the run (an
 // flock ends with its process, so a stale file never blocks).
 constexpr const char* kLockFile = "run.lock";

@@ -133,6 +133,8 @@ struct Trainer::Impl {
       train::write_text_durably(config.run_dir / train::kResolvedExperimentFile,
                                 json_text(setup.experiment.json, 2) + "\n");
       run_log.open(config.run_dir / train::kMetricsFile, config.resume ? state.step : -1);
+      run_log.start_reports(setup, config.run_dir, state.scheduler->probabilities(),
+                            config.resume ? state.step : -1);
     }
     start_loaders(starts);
     setup.model->train();

@@ -1,0 +1,348 @@
+// The run report (unitrain report, and report.html at the end of train): what it reads
+// from a run folder, its errors, a page with nothing to fetch that headless Chromium
+// draws without a script error, two runs overlaid; the console's progress line and
+// evaluation tables.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <regex>
+
+#include "report/run_report.h"
+#include "test_util.h"
+#include "train/reports.h"
+
+namespace unitrain {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string shell_quoted(const fs::path& path) { return "'" + path.string() + "'"; }
+
+// Two tasks sampled 0.7 / 0.3 by the ratios scheduler, a line every step, evaluations
+// at steps 3 and 6.
+json two_task_experiment() {
+  return json::parse(R"({
+    "name": "report_test", "seed": 3, "threads": 1,
+    "model": {
+      "encoders": {"text": {"type": "test_encoder", "modality": "text", "dim": 16}},
+      "decoder": {"type": "test_decoder", "dim": 16},
+      "heads": {"short": {"type": "test_head", "in_dim": 16, "num_labels": 2},
+                "long": {"type": "test_head", "in_dim": 16, "num_labels": 2}}
+    },
+    "tasks": {
+      "short": {"dataset": {"type": "test_dataset", "size": 64, "length": 7},
+                "encoders": ["text"], "num_queries": 1, "batch_size": 16, "ratio": 0.7},
+      "long": {"dataset": {"type": "test_dataset", "size": 64, "length": 15},
+               "encoders": ["text"], "num_queries": 1, "batch_size": 8, "ratio": 0.3}
+    },
+    "training": {"max_steps": 6, "lr": 1e-2, "clip_grad_norm": 1.0, "log_every": 1,
+                 "eval_every": 3},
+    "data": {"workers": 1, "prefetch": 2}
+  })");
+}
+
+// Trains `j` through the CLI into `run`; returns the output.
+std::string train(const test::TempDir& dir, const json& j, const fs::path& run) {
+  const fs::path file = dir / (run.filename().string() + ".json");
+  test::write_file(file, j.dump(2));
+  const auto result = test::run_unitrain("--plugin-dir " + shell_quoted(test::fixture("good")) + " train " +
+                                         shell_quoted(file) + " --out " + shell_quoted(run));
+  EXPECT_EQ(result.status, 0) << result.output;
+  return result.output;
+}
+
+json read_json(const fs::path& file) { return json::parse(test::read_file(file)); }
+
+// One trained run shared by the tests (training is the slow part).
+class Report : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    output_ = new std::string(train(*dir_, two_task_experiment(), run()));
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete output_;
+  }
+  static fs::path run() { return *dir_ / "run"; }
+  static test::TempDir* dir_;
+  static std::string* output_;
+};
+test::TempDir* Report::dir_ = nullptr;
+std::string* Report::output_ = nullptr;
+
+TEST_F(Report, TrainWritesTheReportAndPrintsEachEvaluation) {
+  EXPECT_TRUE(fs::is_regular_file(run() / "report.html"));
+  EXPECT_THAT(*output_, HasSubstr("report: " + (run() / "report.html").string()));
+  EXPECT_THAT(*output_, ::testing::ContainsRegex("evaluation at step 3\ntask +metric +value +chance\n"
+                                                 "long +accuracy +[0-9.]+ +0\\.500\n"));
+  EXPECT_THAT(*output_, HasSubstr("evaluation at step 6\n"));
+  // Not a terminal: the progress lines of every log_every step, without a bar.
+  EXPECT_THAT(*output_, ::testing::ContainsRegex("\nstep 6/6  [0-9.]+ it/s  ETA 00:00 \\|"));
+  EXPECT_THAT(*output_, Not(HasSubstr("\r")));
+}
+
+TEST_F(Report, ReadRunHoldsTheRunsValues) {
+  const json data = report::read_run(run());
+  EXPECT_EQ(data["name"], "run");
+  EXPECT_EQ(data["experiment"], "report_test");
+  EXPECT_EQ(data["tasks"], json({"long", "short"}));
+  // Every training line, in order, under its task; lr and grad_norm of every line.
+  json loss = json::object(), lr = json::array();
+  std::ifstream in(run() / "metrics.jsonl");
+  int64_t training_lines = 0;
+  for (std::string text; std::getline(in, text);) {
+    const json line = json::parse(text);
+    if (!line.contains("task")) continue;
+    ++training_lines;
+    loss[line["task"].get<std::string>()].push_back({line["step"], line["loss"]});
+    lr.push_back({line["step"], line["lr"]});
+  }
+  EXPECT_EQ(training_lines, 6);
+  EXPECT_EQ(data["loss"], loss);
+  EXPECT_EQ(data["lr"], lr);
+  EXPECT_EQ(data["grad_norm"].size(), 6u);
+  // Evaluations at 3 and 6, the last one eval.json's.
+  const json final_eval = read_json(run() / "eval.json");
+  for (const std::string task : {"short", "long"}) {
+    ASSERT_EQ(data["eval"][task]["accuracy"].size(), 2u);
+    EXPECT_EQ(data["eval"][task]["accuracy"][0][0], 3);
+    EXPECT_EQ(data["eval"][task]["accuracy"][1][0], 6);
+    EXPECT_EQ(data["eval"][task]["accuracy"][1][1], final_eval[task]["accuracy"]);
+    EXPECT_EQ(data["chance"][task], 0.5);
+  }
+  EXPECT_EQ(data["final"], final_eval);
+  // Shares: throughput.json's; targets: the ratios scheduler's 0.7 / 0.3.
+  const json throughput = read_json(run() / "throughput.json");
+  EXPECT_EQ(data["share"]["short"]["actual"], throughput["short"]["share"]);
+  EXPECT_DOUBLE_EQ(data["share"]["short"]["target"].get<double>(), 0.7);
+  EXPECT_DOUBLE_EQ(data["share"]["long"]["target"].get<double>(), 0.3);
+  // Milliseconds per update of each phase.
+  const double steps = throughput["long"]["steps"].get<double>();
+  ASSERT_GT(steps, 0);
+  EXPECT_DOUBLE_EQ(data["throughput"]["long"]["forward"].get<double>(),
+                   1000.0 * throughput["long"]["phases"]["forward"].get<double>() / steps);
+  EXPECT_EQ(data["skipped"], 0);
+  const json tasks = read_json(run() / "tasks.json");
+  EXPECT_EQ(tasks["short"]["label_kind"], "classification");
+  EXPECT_EQ(tasks["short"]["num_labels"], 2);
+}
+
+TEST_F(Report, PageNeedsNoNetwork) {
+  const std::string page = test::read_file(run() / "report.html");
+  EXPECT_THAT(page, ::testing::StartsWith("<!DOCTYPE html>"));
+  EXPECT_THAT(page, Not(HasSubstr("<link")));
+  EXPECT_THAT(page, Not(HasSubstr(" src=")));
+  EXPECT_THAT(page, Not(HasSubstr("https://")));
+  EXPECT_THAT(page, Not(HasSubstr("@import")));
+  // The only URL is the SVG namespace, which names and fetches nothing.
+  std::string rest = page;
+  for (size_t at; (at = rest.find("http://")) != std::string::npos; rest = rest.substr(at + 7)) {
+    EXPECT_EQ(rest.substr(at, 26), "http://www.w3.org/2000/svg");
+  }
+}
+
+// A name holding "</script>" stays inside the data element.
+TEST_F(Report, DataCannotCloseItsScriptElement) {
+  json data = report::read_run(run());
+  data["name"] = "</script><script>alert(1)</script>";
+  const std::string page = report::report_html({data});
+  EXPECT_THAT(page, Not(HasSubstr("</script><script>alert")));
+  EXPECT_THAT(page, HasSubstr("\\u003c/script>"));
+}
+
+TEST(ReportErrors, NameTheFolderAndLine) {
+  test::TempDir dir;
+  auto result = test::run_unitrain("report " + shell_quoted(dir / "nothing"));
+  EXPECT_EQ(result.status, 1);
+  EXPECT_THAT(result.output, HasSubstr("error: '" + (dir / "nothing").string() + "': no such run folder"));
+  result = test::run_unitrain("report " + shell_quoted(dir.path()));
+  EXPECT_EQ(result.status, 1);
+  EXPECT_THAT(result.output, HasSubstr("': not a run folder (no metrics.jsonl"));
+
+  test::write_file(dir / "metrics.jsonl",
+                   "{\"step\": 1, \"task\": \"a\", \"loss\": 2.0}\nnot json\n{\"step\": 2, \"task\": \"a\", \"loss\": 1.0}\n");
+  result = test::run_unitrain("report " + shell_quoted(dir.path()));
+  EXPECT_EQ(result.status, 1);
+  EXPECT_THAT(result.output, HasSubstr("error: " + (dir / "metrics.jsonl").string() +
+                                       ":2: expected a JSON object, found 'not json'"));
+  // A last line torn by a crash is left out.
+  test::write_file(dir / "metrics.jsonl",
+                   "{\"step\": 1, \"task\": \"a\", \"loss\": 2.0}\n{\"step\": 2, \"ta");
+  const json data = report::read_run(dir.path());
+  EXPECT_EQ(data["loss"]["a"], json::parse("[[1, 2.0]]"));
+  test::write_file(dir / "eval.json", "{");
+  EXPECT_THAT(test::error_of<report::ReportError>([&] { report::read_run(dir.path()); }),
+              HasSubstr((dir / "eval.json").string() + ": not valid JSON"));
+}
+
+// --- in a browser -----------------------------------------------------------------------
+
+struct Rendered {
+  std::string status, errors;
+  int64_t expected = -1, drawn = -1;
+};
+
+// The <body> attributes the page sets once it has drawn, from Chromium's DOM dump.
+Rendered render(const fs::path& page) {
+  const auto result = test::run_command(
+      "(timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage "
+      "--user-data-dir=" + shell_quoted(page.parent_path() / "chromium-profile") +
+      " --dump-dom --virtual-time-budget=5000 " + shell_quoted("file://" + page.string()) +
+      " 2>/dev/null)");
+  EXPECT_EQ(result.status, 0) << result.output;
+  Rendered r;
+  std::smatch m;
+  const std::string& dom = result.output;
+  if (std::regex_search(dom, m, std::regex("<body[^>]*>"))) {
+    const std::string body = m.str();
+    auto attribute = [&body](const std::string& name) {
+      std::smatch a;
+      return std::regex_search(body, a, std::regex(name + "=\"([^\"]*)\"")) ? a[1].str() : "";
+    };
+    r.status = attribute("data-status");
+    r.errors = attribute("data-errors");
+    const std::string expected = attribute("data-charts-expected"), drawn = attribute("data-charts-drawn");
+    if (!expected.empty()) r.expected = std::stoll(expected);
+    if (!drawn.empty()) r.drawn = std::stoll(drawn);
+  } else {
+    ADD_FAILURE() << "no <body> in Chromium's output: " << dom.substr(0, 500);
+  }
+  return r;
+}
+
+bool have_chromium() { return test::run_command("command -v chromium").status == 0; }
+
+// 2 loss charts, lr, grad_norm, one accuracy chart per task, sampling and throughput.
+constexpr int64_t kChartsOfTheRun = 8;
+
+TEST_F(Report, ChromiumDrawsEveryChart) {
+  if (!have_chromium()) GTEST_SKIP() << "Debian's chromium is not installed (scripts/setup.sh installs it)";
+  const Rendered r = render(run() / "report.html");
+  EXPECT_EQ(r.status, "done");
+  EXPECT_EQ(r.errors, "");
+  EXPECT_EQ(r.expected, kChartsOfTheRun);
+  EXPECT_EQ(r.drawn, kChartsOfTheRun);
+}
+
+// A second run (one task, as a single-task baseline) overlaid on the first: compare.html
+// in the first folder, or --out.
+TEST_F(Report, TwoRunsOverlaid) {
+  json single = two_task_experiment();
+  single["tasks"].erase("long");
+  single["model"]["heads"].erase("long");
+  single["training"]["max_steps"] = 9;
+  const fs::path other = *dir_ / "single";
+  train(*dir_, single, other);
+
+  auto result = test::run_unitrain("report " + shell_quoted(run()) + " " + shell_quoted(other));
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_EQ(result.output, (run() / "compare.html").string() + "\n");
+  const std::string page = test::read_file(run() / "compare.html");
+  EXPECT_THAT(page, HasSubstr("<title>unitrain report: run vs single</title>"));
+  result = test::run_unitrain("report " + shell_quoted(run()) + " " + shell_quoted(other) + " --out " +
+                              shell_quoted(*dir_ / "both.html"));
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_EQ(test::read_file(*dir_ / "both.html"), page);
+
+  if (!have_chromium()) GTEST_SKIP() << "Debian's chromium is not installed (scripts/setup.sh installs it)";
+  const Rendered r = render(run() / "compare.html");
+  EXPECT_EQ(r.status, "done");
+  EXPECT_EQ(r.errors, "");
+  // The union of the tasks: the same charts, each with both runs' lines.
+  EXPECT_EQ(r.expected, kChartsOfTheRun);
+  EXPECT_EQ(r.drawn, kChartsOfTheRun);
+}
+
+// A script error is seen: the test above would fail on a broken page.
+TEST(ReportPage, ChromiumReportsAScriptError) {
+  if (!have_chromium()) GTEST_SKIP() << "Debian's chromium is not installed (scripts/setup.sh installs it)";
+  test::TempDir dir;
+  json run = json::parse(R"({"name": "x", "folder": "x", "experiment": "", "tasks": ["a"],
+    "loss": {"a": [[1, 2.0]]}, "lr": [], "grad_norm": [], "eval": {}, "chance": {},
+    "share": {}, "share_source": "", "throughput": {}, "final": {}, "skipped": 0})");
+  test::write_file(dir / "ok.html", report::report_html({run}));
+  Rendered r = render(dir / "ok.html");
+  EXPECT_EQ(r.status, "done");
+  EXPECT_EQ(r.errors, "");
+  EXPECT_EQ(r.drawn, 5);  // loss, lr, grad_norm, sampling, throughput
+  run["lr"] = 7;  // not a series: the script stops with a TypeError
+  test::write_file(dir / "broken.html", report::report_html({run}));
+  r = render(dir / "broken.html");
+  EXPECT_THAT(r.errors, HasSubstr("TypeError"));
+  EXPECT_EQ(r.status, "loading");
+}
+
+// --- the console --------------------------------------------------------------------------
+
+TEST(Console, ProgressText) {
+  const std::vector<std::pair<std::string, double>> losses = {{"vqa2", 1.23456},
+                                                              {"a_very_long_name", 0.5}};
+  // ETA: 5 steps at 2 it/s = 2.5 s, shown rounded.
+  EXPECT_EQ(train::progress_text(5, 10, 2.0, losses, 10, 0),
+            "[#####-----] step 5/10  2.00 it/s  ETA 00:03 | vqa2 1.235 a_very_long_name 0.500");
+  EXPECT_EQ(train::progress_text(5, 10, 2.0, losses, 0, 0),
+            "step 5/10  2.00 it/s  ETA 00:03 | vqa2 1.235 a_very_long_name 0.500");
+  // In 72 columns: names cut to 8 characters; in fewer, what does not fit is left out.
+  EXPECT_EQ(train::progress_text(5, 10, 2.0, losses, 10, 72),
+            "[#####-----] step 5/10  2.00 it/s  ETA 00:03 | vqa2 1.235 a_very_l 0.500");
+  EXPECT_EQ(train::progress_text(5, 10, 2.0, losses, 10, 71),
+            "[#####-----] step 5/10  2.00 it/s  ETA 00:03 | vqa2 1.235");
+  EXPECT_EQ(train::progress_text(5, 10, 2.0, losses, 10, 20), "[#####-----] step 5/");
+  EXPECT_EQ(train::progress_text(10, 10, 0.0, {}, 4, 0), "[####] step 10/10  0.00 it/s  ETA --:-- |");
+  EXPECT_EQ(train::progress_text(3700 * 2, 10000, 2.0, {}, 0, 0),
+            "step 7400/10000  2.00 it/s  ETA 21:40 |");
+  EXPECT_EQ(train::progress_text(0, 20000, 2.0, {}, 0, 0), "step 0/20000  2.00 it/s  ETA 2:46:40 |");
+}
+
+// On a terminal (a pseudo-terminal here) the line is redrawn in place: "\r" and clear to
+// the end of the line, with a bar; each evaluation's table clears it first.
+TEST_F(Report, TerminalRedrawsOneLine) {
+  json j = two_task_experiment();
+  const fs::path file = *dir_ / "tty.json";
+  test::write_file(file, j.dump(2));
+  int master = -1;
+  winsize size{};
+  size.ws_col = 100;
+  size.ws_row = 40;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, &size);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string plugin_dir = test::fixture("good"), exp = file.string(),
+                      out = (*dir_ / "tty").string();
+    execl(UNITRAIN_TEST_BINARY, UNITRAIN_TEST_BINARY, "--plugin-dir", plugin_dir.c_str(), "train",
+          exp.c_str(), "--out", out.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::string output;
+  char buffer[4096];
+  for (ssize_t n; (n = read(master, buffer, sizeof(buffer))) > 0;) output.append(buffer, n);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(master);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  EXPECT_THAT(output, ::testing::ContainsRegex(
+                          "\r\033\\[K\\[#+-*\\] step 1/6  [0-9.]+ it/s  ETA [0-9:-]+ \\| (short|long) [0-9.]+"));
+  EXPECT_THAT(output, HasSubstr("\r\033[K[####################] step 6/6"));
+  EXPECT_THAT(output, HasSubstr("\r\033[Kevaluation at step 3\r\n"));  // the tty turns \n into \r\n
+  // No line is wider than the terminal.
+  std::string line;
+  for (char c : output) {
+    if (c == '\r' || c == '\n') {
+      EXPECT_LT(line.size(), 100u + 4) << line;  // + the clear-line escape
+      line.clear();
+    } else {
+      line += c;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace unitrain
