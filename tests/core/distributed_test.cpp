@@ -219,6 +219,38 @@ TEST_F(Distributed, TwoRanksEqualOneProcessWithTheirBatchesDetection) {
                                      {{"training", {{"lr", 1e-4}, {"backbone_lr", 1e-4}}}});
 }
 
+// Multi-task updates combine after the all-reduce: each task's gradient is the global
+// batch's on every rank, so PCGrad's projections (and the rule's draws) are one
+// process's with both ranks' batches.
+TEST_F(Distributed, MultiTaskUpdatesCombineTheAveragedGradients) {
+  const json extra = {{"training", {{"lr", 1e-4}, {"backbone_lr", 1e-4}}},
+                      {"step", {{"tasks", "all"}, {"combine", {{"type", "pcgrad"}}}}}};
+  const auto file = experiment("multitask_pcgrad", {"sst2", "vqa2"}, 20, extra);
+  const fs::path one = *dir_ / "one_multitask", two = *dir_ / "two_multitask";
+  auto single = train(file, one, "--set tasks.sst2.batch_size=8 --set tasks.vqa2.batch_size=4");
+  ASSERT_EQ(single.status, 0) << single.output;
+  auto pair = train(file, two, "--nproc-per-node 2");
+  ASSERT_EQ(pair.status, 0) << pair.output;
+  const auto a = losses(one), b = losses(two);
+  ASSERT_EQ(a.size(), 20u);
+  ASSERT_EQ(b.size(), 20u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_NEAR(a[i], b[i], 1e-5 * std::max(1.0, std::abs(a[i]))) << "step " << i + 1;
+  }
+  EXPECT_LT(parameter_difference(one, two, {"encoders/text", "encoders/image", "decoder",
+                                            "heads/sst2", "heads/vqa2"}),
+            1e-5);
+}
+
+// Uncertainty sampling draws the task from the ranks' mean entropies: the ranks agree
+// (the task check of every update would stop them otherwise).
+TEST_F(Distributed, UncertaintySamplingAgreesOnTheTask) {
+  const auto file = experiment("uncertainty_pair", {"sst2", "vqa2"}, 8,
+                               {{"scheduler", {{"type", "uncertainty"}}}});
+  auto result = train(file, *dir_ / "uncertainty_run", "--nproc-per-node 2");
+  EXPECT_EQ(result.status, 0) << result.output;
+}
+
 TEST_F(Distributed, ResumedPairEqualsAStraightRunBitForBit) {
   const auto file = experiment("resume", {"sst2", "coco"}, 20);
   const fs::path straight = *dir_ / "resume_straight", resumed = *dir_ / "resume_split";
