@@ -27,7 +27,10 @@ struct Experiment {
   // JSON pointer -> file (or "--set") that last wrote it.
   std::map<std::string, std::string> origin;
 
-  // "file:/pointer" for the value at `pointer` (or its nearest written ancestor).
+  // The file (or "--set KEY=...") that wrote the value at `pointer`, or its nearest
+  // written ancestor; the experiment's own file when none is recorded.
+  std::string origin_of(const std::string& pointer) const;
+  // "origin:/pointer" for messages about the value at `pointer`.
   std::string where(const std::string& pointer) const;
 };
 

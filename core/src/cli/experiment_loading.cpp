@@ -9,17 +9,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The file (or "--set KEY") that wrote the value at `pointer`, or its nearest written
-// ancestor.
-std::string origin_of(const Experiment& experiment, std::string pointer) {
-  while (true) {
-    auto it = experiment.origin.find(pointer);
-    if (it != experiment.origin.end()) return it->second;
-    if (pointer.empty()) return experiment.file.string();
-    pointer = pointer.substr(0, pointer.rfind('/'));
-  }
-}
-
 // The entries of `key` ("plugin_dirs" or "plugins"), each relative path resolved against
 // the folder of the file that wrote it: an included file's entries name folders next to
 // that file, and --set entries folders relative to the current one.
@@ -31,7 +20,7 @@ std::vector<std::string> plugin_paths(const Experiment& experiment, const std::s
     if (!value[i].is_string()) continue;
     fs::path path = value[i].get<std::string>();
     if (path.is_relative()) {
-      const std::string origin = origin_of(experiment, "/" + key + "/" + std::to_string(i));
+      const std::string origin = experiment.origin_of("/" + key + "/" + std::to_string(i));
       path = (origin.rfind("--set", 0) == 0 ? fs::current_path() : fs::path(origin).parent_path()) / path;
     }
     out.push_back(path.lexically_normal().string());

@@ -235,15 +235,18 @@ void apply_override(json& root, std::map<std::string, std::string>& origin,
 
 }  // namespace
 
-std::string Experiment::where(const std::string& pointer) const {
+std::string Experiment::origin_of(const std::string& pointer) const {
   std::string p = pointer;
   while (true) {
     auto it = origin.find(p);
-    if (it != origin.end()) return it->second + ":" + (pointer.empty() ? "/" : pointer);
-    if (p.empty()) break;
+    if (it != origin.end()) return it->second;
+    if (p.empty()) return file.string();
     p = p.substr(0, p.rfind('/'));
   }
-  return file.string() + ":" + (pointer.empty() ? "/" : pointer);
+}
+
+std::string Experiment::where(const std::string& pointer) const {
+  return origin_of(pointer) + ":" + (pointer.empty() ? "/" : pointer);
 }
 
 Experiment load_experiment(const fs::path& file, const std::vector<std::string>& overrides) {
