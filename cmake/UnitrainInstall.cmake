@@ -1,5 +1,6 @@
-# The SDK: headers, libunitrain_core, the unitrain executable, the built-in plugins,
-# the plugin helper and a package config, so that another project does
+# The SDK: headers, libunitrain_core, libunitrain_inference, the unitrain executable,
+# the built-in plugins, the plugin helper and a package config, so that another project
+# does
 #   find_package(unitrain REQUIRED)
 #   unitrain_add_plugin(my_head KIND head SOURCES my_head.cpp)
 include(CMakePackageConfigHelpers)
@@ -7,6 +8,9 @@ include(CMakePackageConfigHelpers)
 set(UNITRAIN_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/unitrain")
 
 install(TARGETS unitrain_core EXPORT unitrainTargets
+  LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
+  INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+install(TARGETS unitrain_inference EXPORT unitrainTargets
   LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
   INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(TARGETS unitrain RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")

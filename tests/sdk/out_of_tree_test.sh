@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the SDK into a temporary prefix, builds examples/out_of_tree_plugin against
-# it, and loads the plugin with the installed unitrain.
+# it, and loads the plugin with the installed unitrain; the dataset and scheduler
+# examples train with it, and examples/embed predicts through unitrain::inference.
 #   usage: out_of_tree_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 src=$1
@@ -101,4 +102,27 @@ straight, resumed = steps(sys.argv[1]), steps(sys.argv[2])
 if straight[3:] != resumed:
     sys.exit(f"the resumed run's steps differ: {straight[3:]} != {resumed}")
 PY
-echo "out-of-tree head, dataset and scheduler plugins built against the installed SDK, loaded and trained: OK"
+
+# examples/embed: a program linking unitrain::inference from the installed SDK answers as
+# the installed unitrain predict does, from one thread and from four.
+build_example embed
+test -f "$tmp/prefix/include/unitrain/inference.h"
+image=$(ls "$tmp"/folder/val/circles/*.jpg | head -1)
+plugin_path="$tmp/out_of_tree_dataset/plugins:$tmp/out_of_tree_scheduler/plugins"
+embedded=$(UNITRAIN_PLUGIN_PATH="$plugin_path" "$tmp/embed/embed" "$tmp/run" shapes --image "$image" --top 2) \
+  || { echo "embed failed: $embedded"; exit 1; }
+predicted=$("${unitrain[@]}" predict "$tmp/exp.json" --checkpoint "$tmp/run" --task shapes \
+  --image "$image" --top-k 2) || { echo "predict failed: $predicted"; exit 1; }
+python3 - "$embedded" "$predicted" <<'PY' || exit 1
+import json, sys
+lines = sys.argv[1].splitlines()
+if lines[0] != "tasks: shapes shapes_flipped" or lines[1] != "task shapes (classification)":
+    sys.exit(f"embed printed: {lines}")
+if lines[-1] != "threads: 4 concurrent calls agree":
+    sys.exit(f"embed threads: {lines}")
+got = [(l.split()[0], float(l.split()[1])) for l in lines[2:4]]
+want = [(p["label"], p["score"]) for p in json.loads(sys.argv[2])["predictions"]]
+if [g[0] for g in got] != [w[0] for w in want] or any(abs(g[1] - w[1]) > 1e-5 for g, w in zip(got, want)):
+    sys.exit(f"embed {got} != predict {want}")
+PY
+echo "out-of-tree head, dataset and scheduler plugins built against the installed SDK, loaded and trained; embed predicts through unitrain::inference: OK"
