@@ -9,11 +9,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <map>
 #include <regex>
+#include <set>
 
+#include "report/detection_examples.h"
 #include "report/run_report.h"
 #include "test_util.h"
+#include "tiny_model.h"
 #include "train/reports.h"
+#include "unitrain/registry.h"
+#include "unitrain/toy/toy_suite.h"
 
 namespace unitrain {
 namespace {
@@ -278,6 +284,114 @@ TEST(ReportPage, ChromiumReportsAScriptError) {
   r = render(dir / "broken.html");
   EXPECT_THAT(r.errors, HasSubstr("TypeError"));
   EXPECT_EQ(r.status, "loading");
+}
+
+// --- detection examples ------------------------------------------------------------------
+
+// A tiny DETR trained 2 steps on the toy suite's COCO: the report shows its first val
+// images with the annotations' boxes and the model's predictions.
+TEST(ReportExamples, DetectionImagesWithTrueAndPredictedBoxes) {
+  test::TempDir dir;
+  const fs::path toy = dir / "toy";
+  toy::ToySuiteOptions options;
+  options.seed = 3;
+  options.images = 12;
+  options.text_examples = 20;
+  options.image_size = 64;
+  toy::make_toy_suite(toy, options);
+  const json image = {{"min_size", 64}, {"max_size", 96}};
+  const json e = {
+      {"name", "examples"},
+      {"seed", 2},
+      {"model",
+       {{"encoders", {{"image", test::tiny_image_encoder(32)}}},
+        {"decoder", test::tiny_decoder(32)},
+        {"heads", {{"coco", {{"type", "detr"}, {"in_dim", 32}, {"num_classes", 9}}}}}}},
+      {"tasks",
+       {{"coco",
+         {{"dataset", {{"type", "coco_detection"}, {"root", (toy / "coco").string()}, {"image", image}}},
+          {"encoders", {"image"}}, {"num_queries", 6}, {"batch_size", 2}}}}},
+      {"training", {{"max_steps", 2}, {"eval_max_batches", 1}}},
+      {"data", {{"workers", 1}, {"prefetch", 1}}}};
+  const fs::path run = dir / "run";
+  train(dir, e, run);
+
+  // As the page gets them: the images and boxes of the run's checkpoint.
+  static const bool loaded = [] {
+    Registry::global().load_directory(UNITRAIN_TEST_PLUGIN_DIR);  // as `unitrain` does
+    return true;
+  }();
+  ASSERT_TRUE(loaded);
+  const json examples = report::detection_examples(run, 4, 3);
+  ASSERT_TRUE(examples.contains("coco")) << examples.dump().substr(0, 300);
+  const json annotations = json::parse(test::read_file(toy / "coco/annotations/instances_val2017.json"));
+  ASSERT_GE(annotations["images"].size(), 2u);
+  EXPECT_EQ(examples["coco"].size(), std::min<size_t>(4, annotations["images"].size()));
+  std::map<int64_t, std::string> names;
+  for (const auto& c : annotations["categories"]) names[c["id"]] = c["name"];
+  for (const auto& example : examples["coco"]) {
+    EXPECT_THAT(example["image"].get<std::string>(), ::testing::StartsWith("data:image/jpeg;base64,/9j/"));
+    // True boxes: the annotations' [x, y, w, h] as fractions of the image, with names.
+    const int64_t id = example["image_id"];
+    double width = 0, height = 0;
+    for (const auto& im : annotations["images"]) {
+      if (im["id"] == id) width = im["width"], height = im["height"];
+    }
+    ASSERT_GT(width, 0);
+    std::vector<std::vector<double>> want, got;
+    std::multiset<std::string> want_names, got_names;
+    for (const auto& a : annotations["annotations"]) {
+      if (a["image_id"] != id || a.value("iscrowd", 0) != 0) continue;
+      const auto& b = a["bbox"];
+      want.push_back({b[0].get<double>() / width, b[1].get<double>() / height,
+                      (b[0].get<double>() + b[2].get<double>()) / width,
+                      (b[1].get<double>() + b[3].get<double>()) / height});
+      want_names.insert(names[a["category_id"]]);
+    }
+    for (const auto& t : example["truth"]) {
+      got.push_back({t[0], t[1], t[2], t[3]});
+      got_names.insert(t[4].get<std::string>());
+    }
+    std::sort(want.begin(), want.end());
+    std::sort(got.begin(), got.end());
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      for (int k = 0; k < 4; ++k) EXPECT_NEAR(got[i][k], want[i][k], 1e-5);
+    }
+    EXPECT_EQ(got_names, want_names);
+    // Predictions: the 3 best of the 6 queries, best first.
+    ASSERT_EQ(example["predicted"].size(), 3u);
+    for (size_t i = 1; i < 3; ++i) {
+      EXPECT_GE(example["predicted"][i - 1][5].get<double>(), example["predicted"][i][5].get<double>());
+    }
+  }
+
+  // train wrote the report with them; Chromium draws them as one more chart.
+  const std::string page = test::read_file(run / "report.html");
+  EXPECT_THAT(page, HasSubstr("data:image/jpeg;base64,"));
+  EXPECT_THAT(page, Not(HasSubstr("\"examples_error\":")));
+  if (!have_chromium()) GTEST_SKIP() << "Debian's chromium is not installed (scripts/setup.sh installs it)";
+  const Rendered r = render(run / "report.html");
+  EXPECT_EQ(r.status, "done");
+  EXPECT_EQ(r.errors, "");
+  // loss, lr, grad_norm, ap/ap50/ap75, sampling, throughput, examples.
+  EXPECT_EQ(r.expected, 9);
+  EXPECT_EQ(r.drawn, 9);
+}
+
+// Without a checkpoint the page says why it has no images and draws the rest.
+TEST_F(Report, ExamplesErrorIsShownNotFatal) {
+  test::TempDir dir;
+  for (const char* name : {"metrics.jsonl", "experiment.resolved.json", "eval.json", "tasks.json",
+                           "throughput.json"}) {
+    fs::copy_file(run() / name, dir / name);
+  }
+  const auto result = test::run_unitrain("--plugin-dir " + shell_quoted(test::fixture("good")) +
+                                         " report " + shell_quoted(dir.path()));
+  ASSERT_EQ(result.status, 0) << result.output;
+  const std::string page = test::read_file(dir / "report.html");
+  EXPECT_THAT(page, HasSubstr("\"examples_error\":\""));
+  EXPECT_THAT(page, HasSubstr("checkpoint"));
 }
 
 // --- the console --------------------------------------------------------------------------

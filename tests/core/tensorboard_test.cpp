@@ -193,7 +193,7 @@ TEST(Tensorboard, TagsOfMetricsLines) {
   // The task's loss first, then the other keys in the line's (sorted) order.
   const train::Scalars want = {{"loss/vqa2", 1.5f}, {"grad_norm", 3.0f},
                                {"loss/vqa2/loss_bce", 1.5f}, {"lr", 0.25f},
-                               {"samples_per_s/vqa2", 10.0f}};
+                               {"samples_per_s", 10.0f}};
   EXPECT_EQ(training, want);
   const auto eval = train::tensorboard_scalars(
       json::parse(R"({"step": 4, "eval": {"coco": {"ap": 0.25, "ap50": 0.5}, "sst2": {"accuracy": 1}}})"));
@@ -337,6 +337,24 @@ TEST(Tensorboard, OffByDefaultAndUnknownKeyIsAnError) {
   j["log"] = {{"tensorboard", "yes"}};
   EXPECT_THAT(test::error_of<ConfigError>([&] { experiment(dir, j, "bad2.json"); }),
               HasSubstr("bad2.json:/log/tensorboard: expected"));
+}
+
+// --force starts the folder over: the old event files, tasks.json and report.html go.
+TEST(Tensorboard, ForceRemovesTheOldRunsFiles) {
+  test::TempDir dir;
+  const fs::path run = dir / "run";
+  const Experiment e = experiment(dir, two_task_experiment(2), "exp.json");
+  Trainer(e, registry(), quiet(run)).train();
+  test::write_file(run / "report.html", "old");
+  test::write_file(run / "tensorboard/events.out.tfevents.1.old", "old");
+  TrainerConfig force = quiet(run);
+  force.force = true;
+  Trainer(e, registry(), force).train();
+  EXPECT_FALSE(fs::exists(run / "report.html"));
+  const auto files = event_files(run / "tensorboard");
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(read_events(files[0]).front().file_version, "brain.Event:2");
+  EXPECT_TRUE(fs::exists(run / "tasks.json"));
 }
 
 // Debian's python3-protobuf parses the file with an Event descriptor built in the script

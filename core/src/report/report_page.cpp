@@ -329,6 +329,47 @@ const char* report_script() {
     });
   }, M.t + Math.max(1, rows.length) * rowHeight + 24);
 
+  // Val images of each detection task with true (green, dashed) and predicted (red)
+  // boxes; one chart per run and task.
+  var withExamples = runs.filter(function (run) { return run.examples && Object.keys(run.examples).length; });
+  var withErrors = runs.filter(function (run) { return run.examples_error; });
+  if (withExamples.length || withErrors.length) {
+    sec = section('Detection examples', 'The first val images of each detection task: true boxes ' +
+                  'dashed green, the checkpoint\u2019s best-scoring predictions red with label and score.');
+    withErrors.forEach(function (run) {
+      htmlEl('p', run.name + ': no examples: ' + run.examples_error, sec, 'note');
+    });
+    withExamples.forEach(function (run) {
+      Object.keys(run.examples).forEach(function (task) {
+        var images = run.examples[task];
+        var side = 140, cols = 3, gap = 8;
+        var rowsNeeded = Math.max(1, Math.ceil(images.length / cols));
+        chart(sec, (runs.length > 1 ? run.name + ' / ' : '') + task, [
+          { name: 'true', color: '#2ca02c' }, { name: 'predicted', color: '#d62728' }
+        ], function (svg) {
+          images.forEach(function (ex, i) {
+            var scale = side / Math.max(ex.width, ex.height);
+            var w = ex.width * scale, h = ex.height * scale;
+            var x0 = 10 + (i % cols) * (side + gap), y0 = M.t + Math.floor(i / cols) * (side + gap);
+            svgEl('image', { href: ex.image, x: x0, y: y0, width: w, height: h }, svg);
+            function box(b, color, dash) {
+              var attrs = { x: x0 + b[0] * w, y: y0 + b[1] * h, width: Math.max(0, (b[2] - b[0]) * w),
+                            height: Math.max(0, (b[3] - b[1]) * h), fill: 'none', stroke: color, 'stroke-width': 1.5 };
+              if (dash) attrs['stroke-dasharray'] = '4,3';
+              svgEl('rect', attrs, svg);
+            }
+            ex.truth.forEach(function (b) { box(b, '#2ca02c', true); });
+            ex.predicted.forEach(function (b) {
+              box(b, '#d62728', false);
+              svgEl('text', { x: x0 + b[0] * w + 2, y: y0 + b[1] * h + 10, style: 'fill:#d62728' }, svg).textContent =
+                b[4] + ' ' + b[5].toFixed(2);
+            });
+          });
+        }, M.t + rowsNeeded * (side + gap) + 8);
+      });
+    });
+  }
+
   // The final evaluation (eval.json) of every run side by side.
   htmlEl('h2', 'Final metrics', root);
   htmlEl('p', 'eval.json of each run; chance is that of the headline metric.', root, 'note');

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "report/detection_examples.h"
 #include "report/report_page.h"
 #include "train/durable_file.h"
 #include "train/run_folder.h"
@@ -231,9 +232,18 @@ std::string report_html(const std::vector<json>& runs) {
       report_script());
 }
 
-void write_report(const std::vector<fs::path>& runs, const fs::path& out) {
+void write_report(const std::vector<fs::path>& runs, const fs::path& out, bool examples) {
   std::vector<json> data;
-  for (const auto& run : runs) data.push_back(read_run(run));
+  for (const auto& run : runs) {
+    data.push_back(read_run(run));
+    if (!examples) continue;
+    try {
+      data.back()["examples"] = detection_examples(run);
+    } catch (const std::exception& e) {
+      // The charts do not need the model: the page says why the images are missing.
+      data.back()["examples_error"] = e.what();
+    }
+  }
   train::write_text_durably(out, report_html(data));
 }
 

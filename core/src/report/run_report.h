@@ -36,7 +36,10 @@ nlohmann::json read_run(const std::filesystem::path& run_dir);
 // The HTML page for runs read by read_run (one or several, drawn over each other).
 std::string report_html(const std::vector<nlohmann::json>& runs);
 
-// Reads `runs` and writes the page to `out` (durably); errors as read_run.
-void write_report(const std::vector<std::filesystem::path>& runs, const std::filesystem::path& out);
+// Reads `runs` and writes the page to `out` (durably); errors as read_run. With
+// `examples`, each run also gets "examples": detection_examples() of its checkpoint (the
+// plugins its experiment names must be loaded), or "examples_error" saying why not.
+void write_report(const std::vector<std::filesystem::path>& runs, const std::filesystem::path& out,
+                  bool examples = true);
 
 }  // namespace unitrain::report

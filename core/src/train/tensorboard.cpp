@@ -148,10 +148,8 @@ Scalars tensorboard_scalars(const json& line) {
   out.emplace_back("loss/" + task, number(line["loss"]));
   for (const auto& [key, value] : line.items()) {
     if (key == "step" || key == "task" || key == "loss" || !value.is_number()) continue;
-    if (key == "lr" || key == "grad_norm") {
-      out.emplace_back(key, number(value));
-    } else if (key == "samples_per_s") {
-      out.emplace_back("samples_per_s/" + task, number(value));
+    if (key == "lr" || key == "grad_norm" || key == "samples_per_s") {
+      out.emplace_back(key, number(value));  // of the run, not of the line's task
     } else {
       out.emplace_back("loss/" + task + "/" + key, number(value));  // a head's named loss
     }

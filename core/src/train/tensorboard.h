@@ -35,7 +35,7 @@ std::string scalars_event(double wall_time, int64_t step, const Scalars& scalars
 std::string session_start_event(double wall_time, int64_t step);
 
 // The scalars of one metrics.jsonl line: a training line gives loss/<task>, each named
-// loss as loss/<task>/<name>, lr, grad_norm and samples_per_s/<task>; an evaluation line
+// loss as loss/<task>/<name>, lr, grad_norm and samples_per_s; an evaluation line
 // gives eval/<task>/<metric>. Other lines give none.
 Scalars tensorboard_scalars(const nlohmann::json& line);
 
