@@ -148,7 +148,7 @@ class ResultFiles : public ::testing::Test {
           {"snli_ve",
            {{"dataset",
              {{"type", "snli_ve"}, {"root", (toy / "snli_ve").string()}, {"tokenizer", tokenizer},
-              {"image", image}, {"files", {{"test", "snli_ve_dev.jsonl"}}}}},
+              {"image", image}, {"files", {{"test", "snli_ve_test.jsonl"}}}}},
             {"encoders", {"image", "text"}}, {"num_queries", 1}, {"batch_size", 3}, {"val_split", "dev"}}}}},
         {"training", {{"max_steps", 5}, {"eval_max_batches", 1}}},
         {"data", {{"workers", 1}, {"prefetch", 1}}}};
@@ -173,6 +173,12 @@ class ResultFiles : public ::testing::Test {
     write_tsv(toy / "glue/QQP/test.tsv", {"id", "question1", "question2"}, read_tsv(toy / "glue/QQP/dev.tsv"));
     write_tsv(toy / "glue/MNLI/test_mismatched.tsv", {"index", "sentence1", "sentence2"},
               read_tsv(toy / "glue/MNLI/dev_mismatched.tsv"));
+    std::string snli_test;
+    for (json line : read_json_lines(toy / "snli_ve/snli_ve_dev.jsonl")) {
+      line.erase("gold_label");
+      snli_test += line.dump() + "\n";
+    }
+    test::write_file(toy / "snli_ve/snli_ve_test.jsonl", snli_test);
   }
 
   static test::CommandResult eval(const std::string& args, const fs::path& predictions,
@@ -382,6 +388,14 @@ TEST_F(ResultFiles, TestSplitWithoutLabels) {
   const json vqa_val = json::parse(test::read_file(*dir_ / "val/vqa2_val_results.json"));
   ASSERT_EQ(vqa.size(), vqa_val.size());
   for (size_t i = 0; i < vqa.size(); ++i) EXPECT_EQ(vqa[i]["question_id"], vqa_val[i]["question_id"]);
+  // SNLI-VE: a test file without gold labels; every line answered as in dev.
+  const auto snli = read_json_lines(*dir_ / "test/snli_ve_test_results.jsonl");
+  const auto snli_dev = read_json_lines(*dir_ / "val/snli_ve_dev_results.jsonl");
+  ASSERT_EQ(snli.size(), snli_dev.size());
+  for (size_t i = 0; i < snli.size(); ++i) {
+    EXPECT_EQ(snli[i]["line"], snli_dev[i]["line"]);
+    EXPECT_EQ(snli[i]["prediction"], snli_dev[i]["prediction"]);
+  }
   const json coco = json::parse(test::read_file(*dir_ / "test/coco_test_results.json"));
   const json coco_val = json::parse(test::read_file(*dir_ / "val/coco_val_results.json"));
   ASSERT_EQ(coco.size(), coco_val.size());

@@ -104,20 +104,24 @@ SnliVeDataset::SnliVeDataset(SnliVeOptions options)
       bad_.report(where, "sentence2", "empty_text", "the hypothesis is empty");
       continue;
     }
-    const auto* gold = data::field(j, "gold_label", "string", where, bad_);
-    if (!gold) continue;
-    const std::string label = gold->get<std::string>();
-    if (label == "-") {  // no annotator consensus: not a training example
-      bad_.count("no_gold_label");
-      continue;
+    // A test split may come without labels (a file for submission): label -1.
+    const bool unlabelled_test = options_.split.rfind("test", 0) == 0 && !j.contains("gold_label");
+    if (!unlabelled_test) {
+      const auto* gold = data::field(j, "gold_label", "string", where, bad_);
+      if (!gold) continue;
+      const std::string label = gold->get<std::string>();
+      if (label == "-") {  // no annotator consensus: not a training example
+        bad_.count("no_gold_label");
+        continue;
+      }
+      auto it = std::find(kLabels.begin(), kLabels.end(), label);
+      if (it == kLabels.end()) {
+        bad_.report(where, "gold_label", "unknown_label",
+                    fmt::format("'{}' is not a label (entailment, neutral, contradiction)", label));
+        continue;
+      }
+      r.label = it - kLabels.begin();
     }
-    auto it = std::find(kLabels.begin(), kLabels.end(), label);
-    if (it == kLabels.end()) {
-      bad_.report(where, "gold_label", "unknown_label",
-                  fmt::format("'{}' is not a label (entailment, neutral, contradiction)", label));
-      continue;
-    }
-    r.label = it - kLabels.begin();
     if (options_.check_images) {
       auto [e, inserted] = image_exists.try_emplace(r.image, false);
       if (inserted) {

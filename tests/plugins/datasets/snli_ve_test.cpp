@@ -114,6 +114,22 @@ TEST(SnliVeDataset, UnknownLabelStringIsABadRecord) {
       << message;
 }
 
+// Test splits may have no gold label (files for result submission); other splits may not.
+TEST(SnliVeDataset, OnlyATestSplitMayLeaveOutTheGoldLabel) {
+  SnliFiles files;
+  auto options = files.options(line({{"Flikr30kID", "1000092795.jpg"}, {"sentence2", "a man"}}) +
+                               line({{"Flikr30kID", "1000092795.jpg"}, {"sentence2", "a dog"},
+                                     {"gold_label", "neutral"}}));
+  options.split = "test";
+  SnliVeDataset test(options);
+  ASSERT_EQ(test.size(), 2);
+  EXPECT_EQ(test.get(0, 0).label, -1);
+  EXPECT_EQ(test.get(1, 0).label, 1);
+  options.split = "dev";
+  const std::string message = data_error_of([&] { SnliVeDataset dev(options); });
+  EXPECT_NE(message.find(options.file.string() + ":1: field 'gold_label'"), std::string::npos) << message;
+}
+
 TEST(SnliVeDataset, PathEscapeAndMissingImageAreBadRecords) {
   SnliFiles files;
   auto options = files.options(
