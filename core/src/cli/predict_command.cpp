@@ -19,16 +19,11 @@
 #include "cli/commands.h"
 #include "infer/predictor.h"
 #include "unitrain/batch.h"
-#include "unitrain/checkpoint.h"
 #include "unitrain/config.h"
-#include "unitrain/data/image_pipeline.h"
 #include "unitrain/dataset.h"
 #include "unitrain/errors.h"
 #include "unitrain/json_text.h"
-#include "unitrain/model.h"
-#include "unitrain/registry.h"
 #include "unitrain/runtime.h"
-#include "unitrain/tokenizer.h"
 
 namespace unitrain::cli {
 namespace {
@@ -134,9 +129,10 @@ void draw(const cv::Mat& rgb, const ojson& result, const std::string& file) {
 // inputs, then the labels or detections (threshold and top-k applied).
 ojson result_json(const infer::Predictor& predictor, const std::string& task,
                   const infer::Request& request, const cv::Mat& rgb, const Predictions& predictions,
-                  int64_t i, const PredictArgs& args) {
+                  int64_t i, const PredictArgs& args, bool with_checkpoint) {
   const LabelSpace& labels = predictor.labels(task);
   ojson result = {{"task", task}, {"kind", labels.kind}};
+  if (with_checkpoint) result["checkpoint"] = predictor.checkpoint().string();
   if (!rgb.empty()) {
     result["image"] = {{"path", request.image_file}, {"width", rgb.cols}, {"height", rgb.rows}};
   }
@@ -174,16 +170,14 @@ ojson predict(const CliContext& context, const PredictArgs& args) {
   cv::Mat rgb;
   const Sample sample = predictor.sample(args.task, request, {}, &rgb);
   const Predictions predictions = predictor.predict(args.task, {sample});
-  ojson result = result_json(predictor, args.task, request, rgb, predictions, 0, args);
-  result["checkpoint"] = predictor.checkpoint().string();
+  ojson result = result_json(predictor, args.task, request, rgb, predictions, 0, args,
+                             /*with_checkpoint=*/true);
   if (!args.draw.empty()) draw(rgb, result, args.draw);
-  // "checkpoint" printed third, as before.
-  ojson out = {{"task", result["task"]}, {"kind", result["kind"]}, {"checkpoint", result["checkpoint"]}};
-  for (const auto& [key, value] : result.items()) {
-    if (!out.contains(key)) out[key] = value;
-  }
-  return out;
+  return result;
 }
+
+// How a --input line names its inputs in messages.
+const infer::InputNames kLineNames{"\"image\"", "\"text\"", "\"text_b\""};
 
 // One line of a --input file.
 struct LineRequest {
@@ -230,15 +224,7 @@ std::vector<LineRequest> read_requests(const infer::Predictor& predictor, const 
     if (j.contains("id")) r.id = j["id"];
     try {
       predictor.check_task(r.task, "\"task\"");
-      const auto& modalities = predictor.modalities(r.task);
-      const infer::InputNames names{"\"image\"", "\"text\"", "\"text_b\""};
-      if (modalities.count("image") != static_cast<size_t>(r.request.has_image()) ||
-          modalities.count("text") != static_cast<size_t>(!r.request.text.empty()) ||
-          (!modalities.count("text") && !r.request.text_b.empty())) {
-        infer::Request probe = r.request;  // no image is read to report the mismatch
-        if (probe.has_image()) probe.rgb = cv::Mat(1, 1, CV_8UC3);
-        predictor.sample(r.task, probe, names);
-      }
+      predictor.check_request(r.task, r.request, kLineNames);
     } catch (const Error& e) {
       throw ConfigError(fmt::format("{}: {}", where, e.what()));
     }
@@ -262,7 +248,6 @@ void predict_batch(const CliContext& context, const PredictArgs& args) {
   std::map<std::string, std::vector<size_t>> by_task;
   for (size_t i = 0; i < requests.size(); ++i) by_task[requests[i].task].push_back(i);
   std::vector<std::string> lines(requests.size());
-  const infer::InputNames names{"\"image\"", "\"text\"", "\"text_b\""};
   for (const auto& [task, indices] : by_task) {
     for (size_t start = 0; start < indices.size(); start += args.batch_size) {
       const size_t end = std::min(indices.size(), start + static_cast<size_t>(args.batch_size));
@@ -272,7 +257,7 @@ void predict_batch(const CliContext& context, const PredictArgs& args) {
         const LineRequest& r = requests[indices[k]];
         cv::Mat rgb;
         try {
-          samples.push_back(predictor.sample(task, r.request, names, &rgb));
+          samples.push_back(predictor.sample(task, r.request, kLineNames, &rgb));
         } catch (const Error& e) {
           throw DataError(fmt::format("{}:{}: {}", args.input, r.line, e.what()));
         }
@@ -282,7 +267,7 @@ void predict_batch(const CliContext& context, const PredictArgs& args) {
       for (size_t k = start; k < end; ++k) {
         const LineRequest& r = requests[indices[k]];
         ojson result = result_json(predictor, task, r.request, images[k - start], predictions,
-                                   static_cast<int64_t>(k - start), args);
+                                   static_cast<int64_t>(k - start), args, /*with_checkpoint=*/false);
         if (!r.id.is_null()) {
           ojson with_id = {{"id", r.id}};
           for (const auto& [key, value] : result.items()) with_id[key] = value;

@@ -124,12 +124,9 @@ const LabelSpace& Predictor::labels(const std::string& task) const {
   return s.labels;
 }
 
-Sample Predictor::sample(const std::string& task, const Request& request, const InputNames& names,
-                         cv::Mat* rgb_out) const {
+void Predictor::check_request(const std::string& task, const Request& request,
+                              const InputNames& names) const {
   const TaskState& s = state(task);
-  Sample sample;
-  sample.source = "predict";
-
   if (s.modalities.count("image")) {
     if (!request.has_image()) {
       throw ConfigError(fmt::format("task '{}' reads an image: give {}", task, names.image));
@@ -138,6 +135,30 @@ Sample Predictor::sample(const std::string& task, const Request& request, const 
       throw ConfigError(fmt::format("{}: the dataset block has no \"image\" transform, so task '{}' "
                                     "cannot prepare an image", s.where, task));
     }
+  } else if (request.has_image()) {
+    throw ConfigError(fmt::format("task '{}' reads no image; drop {}", task, names.image));
+  }
+  if (s.modalities.count("text")) {
+    if (request.text.empty()) {
+      throw ConfigError(fmt::format("task '{}' reads text: give {}", task, names.text));
+    }
+    if (!s.tokenizer) {
+      throw ConfigError(fmt::format("{}: the dataset block has no \"tokenizer\", so task '{}' "
+                                    "cannot tokenize text", s.where, task));
+    }
+  } else if (!request.text.empty() || !request.text_b.empty()) {
+    throw ConfigError(fmt::format("task '{}' reads no text; drop {} / {}", task, names.text,
+                                  names.text_b));
+  }
+}
+
+Sample Predictor::sample(const std::string& task, const Request& request, const InputNames& names,
+                         cv::Mat* rgb_out) const {
+  check_request(task, request, names);
+  const TaskState& s = state(task);
+  Sample sample;
+  sample.source = "predict";
+  if (s.transform && request.has_image()) {
     cv::Mat rgb = request.rgb;
     if (rgb.empty()) {
       rgb = data::decode_image(request.image_file);
@@ -151,25 +172,12 @@ Sample Predictor::sample(const std::string& task, const Request& request, const 
     sample.orig_width = rgb.cols;
     sample.image_id = 0;
     if (rgb_out) *rgb_out = rgb;
-  } else if (request.has_image()) {
-    throw ConfigError(fmt::format("task '{}' reads no image; drop {}", task, names.image));
   }
-
-  if (s.modalities.count("text")) {
-    if (request.text.empty()) {
-      throw ConfigError(fmt::format("task '{}' reads text: give {}", task, names.text));
-    }
-    if (!s.tokenizer) {
-      throw ConfigError(fmt::format("{}: the dataset block has no \"tokenizer\", so task '{}' "
-                                    "cannot tokenize text", s.where, task));
-    }
+  if (s.tokenizer && !request.text.empty()) {
     const Encoding encoding = request.text_b.empty() ? s.tokenizer->encode(request.text)
                                                      : s.tokenizer->encode(request.text, &request.text_b);
     sample.input_ids = encoding.input_ids;
     sample.segment_ids = encoding.segment_ids;
-  } else if (!request.text.empty() || !request.text_b.empty()) {
-    throw ConfigError(fmt::format("task '{}' reads no text; drop {} / {}", task, names.text,
-                                  names.text_b));
   }
   return sample;
 }

@@ -64,9 +64,13 @@ class Predictor {
   // checkpoints, the task's val_split dataset's.
   const LabelSpace& labels(const std::string& task) const;
 
-  // `request` as one evaluation sample of `task`. ConfigError naming the input (by
-  // `names`) when the task reads a modality the request lacks or the request gives one
-  // the task does not read; DataError for an unreadable image. `rgb` (optional)
+  // ConfigError naming the input (by `names`) when the task reads a modality the
+  // request lacks or the request gives one the task does not read. Reads no file.
+  void check_request(const std::string& task, const Request& request,
+                     const InputNames& names = {}) const;
+
+  // `request` as one evaluation sample of `task` (check_request first); DataError for an
+  // unreadable image. `rgb` (optional)
   // receives the decoded image.
   Sample sample(const std::string& task, const Request& request, const InputNames& names = {},
                 cv::Mat* rgb = nullptr) const;
