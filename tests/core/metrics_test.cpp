@@ -254,6 +254,28 @@ TEST(Evaluators, ClassificationAccumulatesAndSkipsUnlabelled) {
   EXPECT_EQ(m.begin().key(), "accuracy");  // the headline comes first
 }
 
+// A test split's batches carry no labels (collate leaves Batch.labels / soft_labels
+// undefined): they are not scored, and the labelled batches' metric is unchanged.
+TEST(Evaluators, BatchesWithoutLabelsAreNotScored) {
+  auto classification = make_evaluator(LabelSpace{"classification", {"a", "b"}, 0});
+  Predictions predictions;
+  predictions.labels = torch::tensor({int64_t{1}, int64_t{0}});
+  Batch unlabelled;
+  unlabelled.size = 2;
+  classification->add(predictions, unlabelled);
+  EXPECT_DOUBLE_EQ(classification->compute().at("accuracy").get<double>(), 0.0);
+  classification->add(predictions, classification_batch({1, 1}));
+  EXPECT_DOUBLE_EQ(classification->compute().at("accuracy").get<double>(), 0.5);
+
+  auto vqa = make_evaluator(LabelSpace{"vqa", {"yes", "no"}, 0});
+  vqa->add(predictions, unlabelled);
+  Batch answered;
+  answered.size = 2;
+  answered.soft_labels = torch::tensor({{0.0f, 1.0f}, {0.6f, 0.0f}});
+  vqa->add(predictions, answered);
+  EXPECT_DOUBLE_EQ(vqa->compute().at("vqa_accuracy").get<double>(), (1.0 + 0.6f) / 2);
+}
+
 TEST(Evaluators, VqaAveragesOverBatches) {
   auto evaluator = make_evaluator(LabelSpace{"vqa", {"yes", "no"}, 0}, nlohmann::json::object());
   Batch b1;
