@@ -267,6 +267,38 @@ TEST_F(Report, TwoRunsOverlaid) {
   EXPECT_EQ(r.drawn, kChartsOfTheRun);
 }
 
+// A run of multi-task updates (docs/multitask.md): each update's line gives every task
+// its loss point (no "long+short" series), and the logged gradient cosines get a chart
+// of their own with the conflict line at 0.
+TEST_F(Report, MultiTaskUpdatesAndGradientCosines) {
+  json j = two_task_experiment();
+  j["step"] = {{"tasks", "all"}, {"cosine_every", 2}};
+  const fs::path multitask = *dir_ / "multitask";
+  train(*dir_, j, multitask);
+  const json data = report::read_run(multitask);
+  EXPECT_FALSE(data["loss"].contains("long+short")) << data["loss"].dump();
+  ASSERT_TRUE(data["loss"].contains("short"));
+  std::vector<int64_t> steps;
+  for (const auto& point : data["loss"]["short"]) steps.push_back(point[0].get<int64_t>());
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(data["loss"]["long"].size(), 6u);
+  EXPECT_EQ(data["lr"].size(), 6u);
+  ASSERT_EQ(data["grad_cosine"].size(), 1u) << data["grad_cosine"].dump();
+  const json& cosines = data["grad_cosine"]["long|short"];
+  ASSERT_EQ(cosines.size(), 3u);
+  EXPECT_EQ(cosines[0][0].get<int64_t>(), 2);
+  for (const auto& point : cosines) {
+    EXPECT_GE(point[1].get<double>(), -1.0);
+    EXPECT_LE(point[1].get<double>(), 1.0);
+  }
+  if (!have_chromium()) GTEST_SKIP() << "Debian's chromium is not installed (scripts/setup.sh installs it)";
+  const Rendered r = render(multitask / "report.html");
+  EXPECT_EQ(r.status, "done");
+  EXPECT_EQ(r.errors, "");
+  EXPECT_EQ(r.expected, kChartsOfTheRun + 1);
+  EXPECT_EQ(r.drawn, kChartsOfTheRun + 1);
+}
+
 // A script error is seen: the test above would fail on a broken page.
 TEST(ReportPage, ChromiumReportsAScriptError) {
   if (!have_chromium()) GTEST_SKIP() << "Debian's chromium is not installed (scripts/setup.sh installs it)";

@@ -235,6 +235,17 @@ const char* report_script() {
     }), [], runLegend());
   });
 
+  var pairs = union(function (run) { return Object.keys(run.grad_cosine || {}); });
+  if (pairs.length) {
+    sec = section('Task gradients', 'Cosine similarity of each pair of tasks\u2019 gradients on the ' +
+                  'shared parameters, before the combine rule (step.cosine_every); below 0 they conflict.');
+    pairs.forEach(function (pair) {
+      lineChart(sec, 'cosine: ' + pair.replace('|', ' / '), runs.map(function (run, r) {
+        return { points: (run.grad_cosine || {})[pair] || [], color: runColor(r), width: 1.5 };
+      }), [{ y: 0, label: 'conflict below' }], runLegend());
+    });
+  }
+
   sec = section('Evaluation', 'Each metric at each evaluation; the dashed line is the chance level of ' +
                 'the headline metric (the first one): 1 / labels for classification, 0 for detection.');
   tasks.forEach(function (task) {

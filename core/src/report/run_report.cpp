@@ -89,6 +89,11 @@ void read_metrics(const fs::path& file, json& run) {
     const json& step = line["step"];
     if (line.contains("skipped")) {
       ++skipped;
+    } else if (line.contains("grad_cosine") && line["grad_cosine"].is_object()) {
+      // step.cosine_every (docs/multitask.md): the task gradients' pairwise cosines.
+      for (const auto& [pair, value] : line["grad_cosine"].items()) {
+        if (value.is_number()) run["grad_cosine"][pair].push_back({step, value});
+      }
     } else if (line.contains("eval") && line["eval"].is_object()) {
       for (const auto& [task, metrics] : line["eval"].items()) {
         if (!metrics.is_object()) continue;
@@ -96,6 +101,15 @@ void read_metrics(const fs::path& file, json& run) {
           if (value.is_number()) eval[task][metric].push_back({step, value});
         }
       }
+    } else if (line.contains("task_losses") && line["task_losses"].is_object()) {
+      // A multi-task update (docs/multitask.md): one point per task of the update.
+      for (const auto& [task, value] : line["task_losses"].items()) {
+        if (!value.is_number()) continue;
+        loss[task].push_back({step, value});
+        ++lines_per_task[task];
+      }
+      if (is_number(line, "lr")) run["lr"].push_back({step, line["lr"]});
+      if (is_number(line, "grad_norm")) run["grad_norm"].push_back({step, line["grad_norm"]});
     } else if (line.contains("task") && line["task"].is_string() && is_number(line, "loss")) {
       const std::string task = line["task"].get<std::string>();
       loss[task].push_back({step, line["loss"]});
@@ -176,6 +190,7 @@ json read_run(const fs::path& run_dir) {
                                                   : run_dir.filename().string()},
               {"experiment", experiment.is_object() ? experiment.value("name", "") : ""},
               {"loss", json::object()}, {"lr", json::array()}, {"grad_norm", json::array()},
+              {"grad_cosine", json::object()},
               {"eval", json::object()}, {"chance", json::object()}, {"share", json::object()},
               {"throughput", json::object()}, {"final", final_eval.is_object() ? final_eval : json::object()}};
   read_metrics(metrics, run);
