@@ -189,6 +189,28 @@ TEST(ReportErrors, NameTheFolderAndLine) {
               HasSubstr((dir / "eval.json").string() + ": not valid JSON"));
 }
 
+// A folder whose files name different tasks or hold odd values (an older run, a hand
+// edit, another tool) is read without a crash: what is missing is left out.
+TEST(ReportErrors, FilesThatDisagreeAreReadSafely) {
+  test::TempDir dir;
+  test::write_file(dir / "metrics.jsonl",
+                   "{\"step\": 1, \"task\": \"x\", \"loss\": 2.0, \"lr\": 0.1}\n"
+                   "{\"step\": 2, \"task\": \"a\", \"loss\": 1.0}\n");
+  test::write_file(dir / "experiment.resolved.json",
+                   R"({"name": "e", "scheduler": {"type": "ratios"}, "tasks": {"a": {"ratio": 2}, "b": 7}})");
+  test::write_file(dir / "tasks.json", R"({"x": 5, "a": {"chance": 0.5, "target_share": "high"}})");
+  test::write_file(dir / "throughput.json", R"({"x": 3, "a": {"steps": 1, "share": 0.5, "phases": 4}})");
+  const json data = report::read_run(dir.path());
+  EXPECT_EQ(data["tasks"], json::parse(R"(["a", "b", "x"])"));
+  EXPECT_EQ(data["share"]["a"]["actual"], 0.5);
+  EXPECT_EQ(data["share"]["a"]["target"], 1.0);  // a's ratio over the ratios of known tasks
+  EXPECT_TRUE(data["share"]["x"]["actual"].is_null());
+  EXPECT_TRUE(data["share"]["x"]["target"].is_null());
+  EXPECT_EQ(data["throughput"]["a"]["data"], 0.0);
+  EXPECT_FALSE(data["throughput"].contains("x"));
+  EXPECT_EQ(data["chance"], json::parse(R"({"a": 0.5})"));
+}
+
 // --- in a browser -----------------------------------------------------------------------
 
 struct Rendered {

@@ -128,15 +128,28 @@ void read_metrics(const fs::path& file, json& run) {
 void read_shares(const json& tasks_file, const json& throughput, const json& experiment, json& run) {
   const json& tasks = run["tasks"];
   std::string scheduler;
-  if (experiment.is_object() && experiment.contains("scheduler")) {
+  if (experiment.is_object() && experiment.contains("scheduler") && experiment["scheduler"].is_object()) {
     scheduler = experiment["scheduler"].value("type", "");
   }
+  // NOTE: every lookup below checks the key and the type first: a run folder's files may
+  // name tasks that the others do not (operator[] on a const json without the key is
+  // undefined behaviour, and value() on a non-object throws).
+  auto object_at = [](const json& parent, const std::string& key) -> const json* {
+    if (!parent.is_object() || !parent.contains(key) || !parent.at(key).is_object()) return nullptr;
+    return &parent.at(key);
+  };
+  const json* experiment_tasks = object_at(experiment, "tasks");
+  auto spec_of = [&](const std::string& name) {
+    return experiment_tasks ? object_at(*experiment_tasks, name) : nullptr;
+  };
+  auto ratio_of = [&](const std::string& name) {
+    const json* spec = spec_of(name);
+    return spec && spec->contains("ratio") && spec->at("ratio").is_number() ? spec->at("ratio").get<double>() : 1.0;
+  };
   double ratio_sum = 0;
   for (const auto& task : tasks) {
     const std::string name = task.get<std::string>();
-    if (experiment.is_object() && experiment.contains("tasks") && experiment["tasks"].contains(name)) {
-      ratio_sum += experiment["tasks"][name].value("ratio", 1.0);
-    }
+    if (spec_of(name)) ratio_sum += ratio_of(name);
   }
   int64_t total_lines = 0;
   for (const auto& [task, n] : run["lines_per_task"].items()) total_lines += n.get<int64_t>();
@@ -146,16 +159,16 @@ void read_shares(const json& tasks_file, const json& throughput, const json& exp
   for (const auto& task : tasks) {
     const std::string name = task.get<std::string>();
     json share = {{"actual", nullptr}, {"target", nullptr}};
-    if (from_throughput && throughput.contains(name)) {
-      share["actual"] = throughput[name].value("share", 0.0);
+    if (const json* t = from_throughput ? object_at(throughput, name) : nullptr) {
+      share["actual"] = t->value("share", 0.0);
     } else if (!from_throughput && total_lines > 0) {
       share["actual"] = static_cast<double>(run["lines_per_task"].value(name, int64_t{0})) / total_lines;
     }
-    if (tasks_file.is_object() && tasks_file.contains(name) &&
-        tasks_file[name].value("target_share", json()).is_number()) {
-      share["target"] = tasks_file[name]["target_share"];
-    } else if (scheduler == "ratios" && ratio_sum > 0) {
-      share["target"] = experiment["tasks"][name].value("ratio", 1.0) / ratio_sum;
+    const json* recorded = object_at(tasks_file, name);
+    if (recorded && recorded->value("target_share", json()).is_number()) {
+      share["target"] = recorded->at("target_share");
+    } else if (scheduler == "ratios" && ratio_sum > 0 && spec_of(name)) {
+      share["target"] = ratio_of(name) / ratio_sum;
     } else if (scheduler == "uniform" && !tasks.empty()) {
       share["target"] = 1.0 / static_cast<double>(tasks.size());
     }
@@ -216,12 +229,13 @@ json read_run(const fs::path& run_dir) {
   read_shares(tasks_file, throughput, experiment, run);
   if (throughput.is_object()) {
     for (const auto& name : tasks) {
-      if (!throughput.contains(name)) continue;
+      if (!throughput.contains(name) || !throughput[name].is_object()) continue;
       const json& t = throughput[name];
       const double steps = static_cast<double>(t.value("steps", int64_t{0}));
       json row = {{"steps", t.value("steps", int64_t{0})}};
       for (const char* phase : {"data", "forward", "backward", "update"}) {
-        const double seconds = t.contains("phases") ? t["phases"].value(phase, 0.0) : 0.0;
+        const double seconds =
+            t.contains("phases") && t["phases"].is_object() ? t["phases"].value(phase, 0.0) : 0.0;
         row[phase] = steps > 0 ? 1000.0 * seconds / steps : 0.0;
       }
       run["throughput"][name] = row;
