@@ -8,6 +8,7 @@
 #include "test_util.h"
 #include "unitrain/checkpoint.h"
 #include "unitrain/errors.h"
+#include "unitrain/sizes.h"
 
 namespace unitrain {
 namespace {
@@ -80,11 +81,36 @@ class MeanDecoder : public Decoder {
   std::map<std::string, torch::Tensor> queries_;
 };
 
+// A head whose input option is "width", not "in_dim", and whose boxes are its output
+// "corners_free" [B, Q, 4]: the model learns both through InputWidth and BoxOutput.
+class WidthHead : public Head, public InputWidth, public BoxOutput {
+ public:
+  explicit WidthHead(int64_t width) : width_(width) {
+    box_ = register_module("box", torch::nn::Linear(width, 4));
+  }
+  int64_t input_width() const override { return width_; }
+  std::string input_width_option() const override { return "width"; }
+  torch::Tensor boxes(const HeadOutput& output) const override {
+    return output.outputs.at("corners_free");
+  }
+  HeadOutput run(const torch::Tensor& decoder_out, const Batch&, bool) override {
+    HeadOutput out;
+    out.outputs["corners_free"] = box_(decoder_out[-1]).sigmoid();  // [B, Q, 4]
+    return out;
+  }
+  Predictions predict(const HeadOutput&, const Batch&) override { return {}; }
+
+ private:
+  int64_t width_;
+  torch::nn::Linear box_{nullptr};
+};
+
 std::shared_ptr<PluginObject> test_factory(const std::string& kind, const std::string& type,
                                            const json& options, const std::string& where) {
   if (type == "patch") return std::make_shared<PatchEncoder>(options.at("dim").get<int64_t>());
   if (type == "token") return std::make_shared<TokenEncoder>(options.at("dim").get<int64_t>());
   if (type == "mean") return std::make_shared<MeanDecoder>(options.at("d_model").get<int64_t>());
+  if (type == "width_head") return std::make_shared<WidthHead>(options.at("width").get<int64_t>());
   if (type == "mlp_classifier") {
     auto merged = json::parse(heads::kMlpClassifierDefaults);
     merged.update(options);
@@ -298,6 +324,48 @@ TEST(UnitModel, ObjectsBoxesNeedAHeadWithBoxes) {
                            "(\"pred_boxes\" [B, 2, 4]), but that head ('mlp_classifier') "
                            "outputs no \"pred_boxes\""),
               std::string::npos) << message;
+  }
+}
+
+TEST(UnitModel, ObjectsBoxesReadTheHeadsBoxOutput) {
+  torch::manual_seed(0);
+  auto j = experiment_json();
+  j["model"]["heads"]["coco"] = {{"type", "width_head"}, {"width", 16}};
+  j["tasks"]["vqa"]["encoders"] = {"text"};
+  j["tasks"]["vqa"]["objects_from"] = "coco";
+  j["tasks"]["vqa"]["objects_boxes"] = true;
+  UnitModel model(experiment_from(j), test_factory);
+  auto batch = make_batch("vqa");
+  auto memory = model->encode("vqa", batch);
+  EXPECT_EQ(memory.memory.sizes(), (std::vector<int64_t>{2, 11, 16}));
+
+  // The boxes are the head's "corners_free" output, as its BoxOutput says.
+  auto decoded = model->decoder("coco")->decode("coco", model->encode("coco", batch));
+  auto slots = decoded.select(0, -1);
+  auto boxes = model->head("coco")->run(decoded, batch, false).outputs.at("corners_free");
+  auto p = model->named_children()["objects_vqa"]->named_parameters();
+  const auto norm = [&](const torch::Tensor& x, const std::string& name) {
+    return torch::layer_norm(x, {16}, p[name + ".weight"], p[name + ".bias"]);
+  };
+  auto expected = (norm(torch::linear(slots, p["feature.weight"], p["feature.bias"]),
+                        "feature_norm") +
+                   norm(torch::linear(boxes, p["box.weight"], p["box.bias"]), "box_norm")) / 2;
+  EXPECT_TRUE(torch::allclose(memory.memory.narrow(1, 5, 6), expected, 1e-5, 1e-6));
+}
+
+TEST(UnitModel, HeadInputWidthComesFromTheHead) {
+  auto j = experiment_json();
+  j["model"]["heads"]["coco"] = {{"type", "width_head"}, {"width", 16}};
+  EXPECT_NO_THROW(UnitModel(experiment_from(j), test_factory));
+  j["model"]["heads"]["coco"]["width"] = 24;
+  try {
+    UnitModel model(experiment_from(j), test_factory);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/model/heads/coco/width: the head reads width 24 but "
+                                         "the decoder's d_model is 16"),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -30,4 +30,14 @@ class Head : public virtual torch::nn::Module, public PluginObject {
   virtual Predictions predict(const HeadOutput& output, const Batch& batch) = 0;
 };
 
+// Heads that predict boxes (a mixin found by dynamic_cast, as LabelCount is): the boxes
+// of the last decoder layer in an output of run(), [B, Q, 4] (cx, cy, w, h) normalized to
+// [0, 1]. A task with `objects_boxes` reads them from its `objects_from` task's head; a
+// head without the mixin outputs no boxes.
+class BoxOutput {
+ public:
+  virtual ~BoxOutput() = default;
+  virtual torch::Tensor boxes(const HeadOutput& output) const = 0;
+};
+
 }  // namespace unitrain

@@ -90,7 +90,7 @@ class UnitModelImpl : public torch::nn::Module {
   // = S, the last decoder layer's outputs of S's queries on this batch (S's encoders and
   // task index, no gradient) follow as Q_S more positions, unmasked, with zero pos;
   // with tasks.<task>.objects_boxes they pass through the task's ObjectEmbed with the
-  // boxes S's head predicts for them ("pred_boxes").
+  // boxes S's head predicts for them (BoxOutput).
   EncoderOutput encode(const std::string& task, const Batch& batch);
 
   // Task names in the experiment's (sorted) order; a task's index in it is the

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace unitrain {
 
@@ -16,6 +17,17 @@ class LabelCount {
  public:
   virtual ~LabelCount() = default;
   virtual int64_t num_labels() const = 0;
+};
+
+// Heads: the width D of the decoder output [L, B, Q, D] they read. The model checks it
+// against the decoder's d_model when it builds the head; `input_width_option()` names
+// the head's option that sets it ("in_dim" for the in-tree heads), the place the error
+// points to.
+class InputWidth {
+ public:
+  virtual ~InputWidth() = default;
+  virtual int64_t input_width() const = 0;
+  virtual std::string input_width_option() const = 0;
 };
 
 // Text encoders: the token ids they embed, [0, vocabulary_size()). Datasets that

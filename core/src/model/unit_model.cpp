@@ -10,6 +10,7 @@
 #include "unitrain/json_text.h"
 #include "unitrain/model.h"
 #include "unitrain/registry.h"
+#include "unitrain/sizes.h"
 
 namespace unitrain {
 
@@ -114,19 +115,23 @@ std::string component_module_name(const std::string& component) {
 
 namespace {
 
-// objects_boxes reads the source head's "pred_boxes" [B, Q, 4]: checked once on a zero
-// decoder output, so that a head without boxes fails at construction, not mid-training.
+// objects_boxes reads the source head's boxes (BoxOutput, [B, Q, 4]): checked once on a
+// zero decoder output, so that a head without boxes fails at construction, not mid-training.
 void check_box_output(Head& head, const std::string& source, const std::string& type,
                       int64_t queries, int64_t d_model, const std::string& where) {
-  torch::NoGradGuard no_grad;
-  auto outputs = head.run(torch::zeros({1, 1, queries, d_model}), Batch{}, false).outputs;
-  auto it = outputs.find("pred_boxes");
-  if (it != outputs.end() && it->second.sizes() == torch::IntArrayRef({1, queries, 4})) return;
   std::ostringstream found;
-  if (it == outputs.end()) {
-    found << "outputs no \"pred_boxes\"";
+  if (const auto* box_output = dynamic_cast<const BoxOutput*>(&head)) {
+    torch::NoGradGuard no_grad;
+    auto boxes = box_output->boxes(head.run(torch::zeros({1, 1, queries, d_model}), Batch{}, false));
+    if (boxes.defined() && boxes.sizes() == torch::IntArrayRef({1, queries, 4})) return;
+    found << "outputs boxes of shape ";
+    if (boxes.defined()) {
+      found << boxes.sizes();
+    } else {
+      found << "(undefined)";
+    }
   } else {
-    found << "outputs \"pred_boxes\" of shape " << it->second.sizes();
+    found << "outputs no \"pred_boxes\"";
   }
   throw ConfigError(fmt::format("{}: needs boxes from the head of task '{}' (\"pred_boxes\" "
                                 "[B, {}, 4]), but that head ('{}') {}",
@@ -185,11 +190,12 @@ UnitModelImpl::UnitModelImpl(const Experiment& experiment, const ComponentFactor
     specs_[spec.name] = spec;
 
     const int64_t d_model = decoders_.at(task)->d_model();
-    if (spec.options.contains("in_dim") && spec.options["in_dim"].is_number_integer() &&
-        spec.options["in_dim"].get<int64_t>() != d_model) {
-      throw ConfigError(fmt::format("{}: the head reads in_dim {} but the decoder's d_model is {}",
-                                    experiment.where(pointer + "/in_dim"),
-                                    spec.options["in_dim"].get<int64_t>(), d_model));
+    const auto* width = dynamic_cast<const InputWidth*>(heads_.at(task).get());
+    if (width && width->input_width() != d_model) {
+      const auto option = width->input_width_option();
+      throw ConfigError(fmt::format("{}: the head reads {} {} but the decoder's d_model is {}",
+                                    experiment.where(pointer_join(pointer, option)), option,
+                                    width->input_width(), d_model));
     }
   }
 
@@ -491,7 +497,8 @@ EncoderOutput UnitModelImpl::encode(const std::string& task, const Batch& batch)
     auto decoded = decoders_.at(s)->decode(s, encode_own(s, batch)).slice(0, -1);  // [1, B, Q, D]
     objects = decoded[0];
     if (embed != object_embeds_.end()) {
-      boxes = heads_.at(s)->run(decoded, batch, /*with_loss=*/false).outputs.at("pred_boxes");
+      const auto& head = heads_.at(s);
+      boxes = dynamic_cast<const BoxOutput&>(*head).boxes(head->run(decoded, batch, /*with_loss=*/false));
     }
   }
   const auto b = objects.size(0), q = objects.size(1);

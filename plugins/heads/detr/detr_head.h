@@ -66,10 +66,21 @@ struct DetrLayerOutputs {
   torch::Tensor hidden;  // [B, Q, D] the decoder layer's output (for attributes)
 };
 
-class DetrHeadImpl : public Head, public LabelCount, public weights::WeightImporter {
+class DetrHeadImpl : public Head,
+                     public LabelCount,
+                     public InputWidth,
+                     public BoxOutput,
+                     public weights::WeightImporter {
  public:
   // The object classes (num_classes), checked against the dataset's.
   int64_t num_labels() const override { return options_.num_classes(); }
+  // in_dim, checked against the decoder's d_model.
+  int64_t input_width() const override { return options_.in_dim(); }
+  std::string input_width_option() const override { return "in_dim"; }
+  // run()'s "pred_boxes".
+  torch::Tensor boxes(const HeadOutput& output) const override {
+    return output.outputs.at("pred_boxes");
+  }
 
   // detr (class_embed, bbox_embed), mmf_unit (also the attribute head). Class rows are
   // remapped from category ids when the file has them (see detr_weights.cpp).

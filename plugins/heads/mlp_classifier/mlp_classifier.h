@@ -47,9 +47,15 @@ MlpClassifierOptions mlp_classifier_options_from_json(const nlohmann::json& json
                                                       const std::string& where = "");
 nlohmann::json to_json(const MlpClassifierOptions& options);
 
-class MlpClassifierHeadImpl : public Head, public LabelCount, public weights::WeightImporter {
+class MlpClassifierHeadImpl : public Head,
+                              public LabelCount,
+                              public InputWidth,
+                              public weights::WeightImporter {
  public:
   int64_t num_labels() const override { return options_.num_labels(); }
+  // in_dim, checked against the decoder's d_model.
+  int64_t input_width() const override { return options_.in_dim(); }
+  std::string input_width_option() const override { return "in_dim"; }
 
   // mmf_unit: MMF's classifiers.<type>.<dataset> (BertPredictionHeadTransform + Linear).
   std::vector<std::string> weight_formats() const override;
