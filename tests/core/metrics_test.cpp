@@ -2,6 +2,7 @@
 // accuracy, accuracy, F1) and the evaluators built on them.
 #include <gtest/gtest.h>
 
+#include "train/reports.h"
 #include "unitrain/errors.h"
 #include "unitrain/metrics.h"
 
@@ -337,6 +338,59 @@ TEST(Evaluators, FactoryErrorsNameTheProblem) {
               std::string::npos)
         << e.what();
   }
+}
+
+// Scores captions: its headline is "meteor", not its alphabetically first metric, and
+// a random caption's meteor is about 0.125 whatever the labels.
+class CaptionEvaluator : public Evaluator {
+ public:
+  void add(const Predictions&, const Batch&) override {}
+  nlohmann::json compute() const override { return {{"bleu", 0.25}, {"meteor", 0.5}}; }
+  std::string headline(const nlohmann::json&) const override { return "meteor"; }
+  double chance_level(const LabelSpace&) const override { return 0.125; }
+};
+
+// An evaluator that states neither: the defaults.
+class PlainEvaluator : public Evaluator {
+ public:
+  void add(const Predictions&, const Batch&) override {}
+  nlohmann::json compute() const override { return {{"b", 1.0}, {"a", 0.5}}; }
+};
+
+class CaptionDataset : public Dataset {
+ public:
+  int64_t size() const override { return 0; }
+  Sample get(int64_t, uint64_t) const override { return {}; }
+  LabelSpace labels() const override { return {"classification", {"a", "b"}, 0}; }
+  std::unique_ptr<Evaluator> evaluator() const override {
+    return std::make_unique<CaptionEvaluator>();
+  }
+};
+
+TEST(Headline, TheEvaluatorNamesItsHeadlineAndChanceLevel) {
+  std::vector<train::TaskData> tasks(1);
+  tasks[0].name = "captions";
+  tasks[0].eval = std::make_shared<CaptionDataset>();
+  EXPECT_EQ(train::chance_level(tasks[0]), 0.125);
+  const nlohmann::json result = {{"captions", CaptionEvaluator().compute()}};
+  EXPECT_EQ(train::eval_table(result, tasks),
+            "task         metric            value   chance\n"
+            "captions     meteor            0.500    0.125\n");
+}
+
+TEST(Headline, DefaultsAreTheFirstMetricAndOneOverTheLabels) {
+  PlainEvaluator plain;
+  EXPECT_EQ(plain.headline(plain.compute()), "a");
+  EXPECT_EQ(plain.headline(nlohmann::json::object()), "");
+  EXPECT_EQ(plain.chance_level({"classification", {"x", "y", "z", "w"}, 0}), 0.25);
+  EXPECT_EQ(plain.chance_level({"vqa", {"yes", "no"}, 0}), 0.5);
+  EXPECT_EQ(plain.chance_level({"detection", {"cat", "dog"}, 0}), 0.0);
+  EXPECT_EQ(plain.chance_level({"classification", {}, 0}), 0.0);
+  // The built-in evaluators name theirs.
+  EXPECT_EQ(ClassificationEvaluator(1).headline({{"accuracy", 0.5}, {"f1", 0.25}}), "accuracy");
+  EXPECT_EQ(VqaEvaluator().headline({{"vqa_accuracy", 0.5}}), "vqa_accuracy");
+  EXPECT_EQ(DetectionEvaluator().headline({{"ap", 0.5}, {"ap50", 0.75}, {"ap75", 0.5}}), "ap");
+  EXPECT_EQ(DetectionEvaluator().chance_level({"detection", {"cat"}, 0}), 0.0);
 }
 
 }  // namespace

@@ -12,20 +12,33 @@
 
 namespace unitrain {
 
-// Accumulates predictions over an evaluation pass and computes the task's metrics.
-class Evaluator {
- public:
-  virtual ~Evaluator() = default;
-  virtual void add(const Predictions& predictions, const Batch& batch) = 0;
-  // {"metric": value, ...}; the first metric is the task's headline number.
-  virtual nlohmann::json compute() const = 0;
-};
-
 // What a task predicts. `kind` is "classification", "vqa" or "detection".
 struct LabelSpace {
   std::string kind;
   std::vector<std::string> names;  // label / answer / class names, by contiguous id
   int64_t num_attributes = 0;      // detection with attributes (Visual Genome)
+};
+
+// Accumulates predictions over an evaluation pass and computes the task's metrics.
+class Evaluator {
+ public:
+  virtual ~Evaluator() = default;
+  virtual void add(const Predictions& predictions, const Batch& batch) = 0;
+  // {"metric": value, ...}, higher is better.
+  virtual nlohmann::json compute() const = 0;
+  // The metric of a compute() result that stands for the task (the evaluation table's
+  // row). Default: the result's first key (keys are sorted by name).
+  virtual std::string headline(const nlohmann::json& metrics) const {
+    return metrics.empty() ? std::string() : metrics.begin().key();
+  }
+  // The headline metric's value for a uniform random guess over `labels` (the
+  // evaluation table, the run's tasks.json). Default: 1 / the number of labels; 0 for
+  // detection and for labels without names.
+  virtual double chance_level(const LabelSpace& labels) const {
+    return labels.kind == "detection" || labels.names.empty()
+               ? 0.0
+               : 1.0 / static_cast<double>(labels.names.size());
+  }
 };
 
 // One split of a dataset. Options carry the split name ("train", "val", ...); the

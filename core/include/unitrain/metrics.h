@@ -111,6 +111,7 @@ class ClassificationEvaluator : public Evaluator {
   explicit ClassificationEvaluator(int64_t positive_label = -1);
   void add(const Predictions& predictions, const Batch& batch) override;
   nlohmann::json compute() const override;
+  std::string headline(const nlohmann::json&) const override { return "accuracy"; }
 
  private:
   int64_t positive_label_;
@@ -124,6 +125,7 @@ class VqaEvaluator : public Evaluator {
  public:
   void add(const Predictions& predictions, const Batch& batch) override;
   nlohmann::json compute() const override;
+  std::string headline(const nlohmann::json&) const override { return "vqa_accuracy"; }
 
  private:
   double sum_ = 0;
@@ -138,6 +140,7 @@ class DetectionEvaluator : public Evaluator {
   explicit DetectionEvaluator(DetectionApOptions options = {});
   void add(const Predictions& predictions, const Batch& batch) override;
   nlohmann::json compute() const override;
+  std::string headline(const nlohmann::json&) const override { return "ap"; }
 
  private:
   DetectionApOptions options_;

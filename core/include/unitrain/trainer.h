@@ -81,8 +81,8 @@ class Trainer {
   int64_t step() const;
   torch::nn::Module& model();
 
-  // A table of every task's headline metric (the first its evaluator reports) next to
-  // the chance level of a uniform guess (1 / number of labels; 0 for detection AP).
+  // A table of every task's headline metric (Evaluator::headline) next to its chance
+  // level (Evaluator::chance_level: by default 1 / number of labels; 0 for detection AP).
   std::string eval_table(const EvalResult& result) const;
 
   // Training throughput of this process per task, from the optimizer updates whose

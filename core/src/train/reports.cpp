@@ -93,11 +93,14 @@ void write_tasks_file(const std::filesystem::path& file, const std::vector<TaskD
 }
 
 double chance_level(const TaskData& task) {
-  // The evaluated split's labels: an evaluate-only run opens no training split.
-  const LabelSpace labels = (task.eval ? task.eval : task.train)->labels();
-  return labels.kind == "detection" || labels.names.empty()
-             ? 0.0
-             : 1.0 / static_cast<double>(labels.names.size());
+  // The evaluated split: an evaluate-only run opens no training split.
+  const Dataset& dataset = *(task.eval ? task.eval : task.train);
+  return dataset.evaluator()->chance_level(dataset.labels());
+}
+
+std::string headline_metric(const TaskData& task, const json& metrics) {
+  auto metric = (task.eval ? task.eval : task.train)->evaluator()->headline(metrics);
+  return metrics.contains(metric) ? metric : metrics.items().begin().key();
 }
 
 void RunLog::report_skips(const std::string& task, data::DataLoader& loader,
@@ -174,7 +177,7 @@ std::string eval_table(const json& result, const std::vector<TaskData>& tasks) {
   for (const auto& t : tasks) {
     if (!result.contains(t.name) || result[t.name].empty()) continue;
     const auto& metrics = result[t.name];
-    const std::string metric = metrics.items().begin().key();
+    const std::string metric = headline_metric(t, metrics);
     const LabelSpace labels = (t.eval ? t.eval : t.train)->labels();
     const double chance = chance_level(t);
     table += fmt::format("{:<12} {:<14} {:>8.3f} {:>8.3f}\n", t.name, metric,

@@ -66,9 +66,12 @@ class RunLog {
 void write_tasks_file(const std::filesystem::path& file, const std::vector<TaskData>& tasks,
                       const std::vector<double>& target_shares);
 
-// The headline metric's (the first one's) chance level of a task: 1 / labels for a
-// classification, 0 for detection and for tasks without label names.
+// The chance level of a task's headline metric, as its evaluator states it
+// (Evaluator::chance_level; by default 1 / labels, 0 for detection).
 double chance_level(const TaskData& task);
+// The headline metric of a task's non-empty `metrics` (Evaluator::headline; its first
+// key when the evaluator names a metric the result does not have).
+std::string headline_metric(const TaskData& task, const nlohmann::json& metrics);
 
 // Trainer::throughput() over `tasks` (see unitrain/trainer.h).
 nlohmann::json throughput(const std::vector<TaskData>& tasks);
