@@ -12,12 +12,15 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 
+#include "../../plugins/datasets/vqa2/answer_normalization.h"
 #include "report/detection_examples.h"
 #include "report/run_report.h"
 #include "test_util.h"
 #include "tiny_model.h"
 #include "train/reports.h"
+#include "unitrain/metrics.h"
 #include "unitrain/registry.h"
 #include "unitrain/toy/toy_suite.h"
 
@@ -431,6 +434,131 @@ TEST(ReportExamples, DetectionImagesWithTrueAndPredictedBoxes) {
   // loss, lr, grad_norm, ap/ap50/ap75, sampling, throughput, examples.
   EXPECT_EQ(r.expected, 9);
   EXPECT_EQ(r.drawn, 9);
+}
+
+// A tiny UniT trained 2 steps on the toy suite's VQAv2 and SNLI-VE: the report shows the
+// first val records of each with the question or hypothesis as the file has it, the
+// model's answer and the true answers.
+TEST(ReportExamples, VqaAndSnliVeWithQuestionPredictionAndAnswer) {
+  test::TempDir dir;
+  const fs::path toy = dir / "toy";
+  toy::ToySuiteOptions options;
+  options.seed = 4;
+  options.images = 12;
+  options.text_examples = 20;
+  options.image_size = 64;
+  toy::make_toy_suite(toy, options);
+  const json tokenizer = {{"vocab", (toy / "vocab.txt").string()}};
+  const json image = {{"min_size", 64}, {"max_size", 96}};
+  // The answer vocabulary the dataset builds (answer_min_count 1 over train).
+  std::set<std::string> vocabulary;
+  const json train_annotations = json::parse(test::read_file(toy / "vqa2/v2_mscoco_train2014_annotations.json"));
+  for (const auto& a : train_annotations["annotations"]) {
+    vocabulary.insert(vqa::normalize_answer(a["multiple_choice_answer"].get<std::string>()));
+  }
+  auto classifier = [](int64_t labels) {
+    return json{{"type", "mlp_classifier"}, {"in_dim", 32}, {"num_labels", labels}};
+  };
+  json vqa_head = classifier(static_cast<int64_t>(vocabulary.size()));
+  vqa_head["loss"] = "soft_bce";
+  const json e = {
+      {"name", "answer_examples"},
+      {"seed", 2},
+      {"model",
+       {{"encoders", {{"image", test::tiny_image_encoder(32)}, {"text", test::tiny_text_encoder(tokenizer, 32)}}},
+        {"decoder", test::tiny_decoder(32)},
+        {"heads", {{"vqa2", vqa_head}, {"snli_ve", classifier(3)}}}}},
+      {"tasks",
+       {{"vqa2",
+         {{"dataset",
+           {{"type", "vqa2"}, {"root", (toy / "vqa2").string()}, {"tokenizer", tokenizer},
+            {"answer_min_count", 1}, {"image", image}}},
+          {"encoders", {"image", "text"}}, {"num_queries", 2}, {"batch_size", 3}}},
+        {"snli_ve",
+         {{"dataset",
+           {{"type", "snli_ve"}, {"root", (toy / "snli_ve").string()}, {"tokenizer", tokenizer}, {"image", image}}},
+          {"encoders", {"image", "text"}}, {"num_queries", 1}, {"batch_size", 3}, {"val_split", "dev"}}}}},
+      {"training", {{"max_steps", 2}, {"eval_max_batches", 1}}},
+      {"data", {{"workers", 1}, {"prefetch", 1}}}};
+  const fs::path run = dir / "run";
+  train(dir, e, run);
+
+  static const bool loaded = [] {
+    Registry::global().load_directory(UNITRAIN_TEST_PLUGIN_DIR);  // as `unitrain` does
+    return true;
+  }();
+  ASSERT_TRUE(loaded);
+  const json examples = report::answer_examples(run, 4);
+  ASSERT_EQ(examples.size(), 2u) << examples.dump().substr(0, 300);
+  auto check_common = [](const json& example, const std::set<std::string>& names) {
+    EXPECT_THAT(example["image"].get<std::string>(), ::testing::StartsWith("data:image/jpeg;base64,/9j/"));
+    EXPECT_GT(example["width"].get<int64_t>(), 0);
+    EXPECT_GT(example["height"].get<int64_t>(), 0);
+    ASSERT_EQ(example["predicted"].size(), 2u);
+    EXPECT_EQ(names.count(example["predicted"][0].get<std::string>()), 1u) << example["predicted"];
+    const double score = example["predicted"][1];
+    EXPECT_GE(score, 0.0);
+    EXPECT_LE(score, 1.0);
+  };
+
+  // VQAv2: the val questions in file order; the true answers are the annotators'
+  // answers in the vocabulary with the official leave-one-out scores, best first.
+  const json questions = json::parse(test::read_file(toy / "vqa2/v2_OpenEnded_mscoco_val2014_questions.json"));
+  const json annotations = json::parse(test::read_file(toy / "vqa2/v2_mscoco_val2014_annotations.json"));
+  ASSERT_TRUE(examples.contains("vqa2"));
+  ASSERT_EQ(examples["vqa2"].size(), std::min<size_t>(4, questions["questions"].size()));
+  for (size_t i = 0; i < examples["vqa2"].size(); ++i) {
+    const json& example = examples["vqa2"][i];
+    const json& q = questions["questions"][i];
+    EXPECT_EQ(example["record_id"], q["question_id"]);
+    EXPECT_EQ(example["text"], q["question"]);
+    check_common(example, vocabulary);
+    std::vector<std::string> given;
+    for (const auto& a : annotations["annotations"]) {
+      if (a["question_id"] != q["question_id"]) continue;
+      for (const auto& answer : a["answers"]) given.push_back(vqa::normalize_answer(answer["answer"].get<std::string>()));
+    }
+    ASSERT_EQ(given.size(), 10u);
+    std::map<std::string, double> want, got;
+    for (const auto& answer : given) {
+      if (vocabulary.count(answer)) want[answer] = vqa_answer_score(answer, given);
+    }
+    for (const auto& t : example["truth"]) got[t[0].get<std::string>()] = t[1];
+    ASSERT_EQ(got.size(), want.size()) << example["truth"];
+    for (const auto& [answer, score] : want) EXPECT_NEAR(got[answer], score, 1e-6) << answer;
+    for (size_t k = 1; k < example["truth"].size(); ++k) {
+      EXPECT_GE(example["truth"][k - 1][1].get<double>(), example["truth"][k][1].get<double>());
+    }
+  }
+
+  // SNLI-VE: the dev lines in order, the hypothesis and the gold label.
+  const std::set<std::string> labels = {"entailment", "neutral", "contradiction"};
+  std::vector<json> lines;
+  std::istringstream dev(test::read_file(toy / "snli_ve/snli_ve_dev.jsonl"));
+  for (std::string line; std::getline(dev, line);) {
+    if (!line.empty()) lines.push_back(json::parse(line));
+  }
+  ASSERT_TRUE(examples.contains("snli_ve"));
+  ASSERT_EQ(examples["snli_ve"].size(), std::min<size_t>(4, lines.size()));
+  for (size_t i = 0; i < examples["snli_ve"].size(); ++i) {
+    const json& example = examples["snli_ve"][i];
+    EXPECT_EQ(example["text"], lines[i]["sentence2"]);
+    check_common(example, labels);
+    EXPECT_EQ(example["truth"], json::array({json::array({lines[i]["gold_label"], 1.0})}));
+  }
+
+  // train wrote the report with them (6 a task); Chromium draws one chart a task more.
+  const std::string page = test::read_file(run / "report.html");
+  EXPECT_THAT(page, HasSubstr("\"answer_examples\":{"));
+  EXPECT_THAT(page, HasSubstr(json(questions["questions"][0]["question"]).dump()));
+  EXPECT_THAT(page, Not(HasSubstr("\"examples_error\":")));
+  if (!have_chromium()) GTEST_SKIP() << "Debian's chromium is not installed (scripts/setup.sh installs it)";
+  const Rendered r = render(run / "report.html");
+  EXPECT_EQ(r.status, "done");
+  EXPECT_EQ(r.errors, "");
+  // The two-task run's charts (kChartsOfTheRun) and one answer-examples chart a task.
+  EXPECT_EQ(r.expected, kChartsOfTheRun + 2);
+  EXPECT_EQ(r.drawn, kChartsOfTheRun + 2);
 }
 
 // Without a checkpoint the page says why it has no images and draws the rest.

@@ -13,6 +13,7 @@
 #include "unitrain/config.h"
 #include "unitrain/data/image_pipeline.h"
 #include "unitrain/dataset.h"
+#include "unitrain/record_text.h"
 #include "unitrain/registry.h"
 
 namespace unitrain::report {
@@ -72,33 +73,54 @@ std::string label_name(const LabelSpace& labels, int64_t id) {
                                                                      : std::to_string(id);
 }
 
+// The val split of `task` as the run's experiment configures it, and the image
+// normalization its samples went through.
+struct ValSplit {
+  std::shared_ptr<Dataset> dataset;
+  data::ImageTransformOptions transform;
+};
+
+ValSplit open_val_split(const Experiment& experiment, const std::string& task) {
+  const std::string pointer = "/tasks/" + task + "/dataset";
+  json options = experiment.json.at(json::json_pointer(pointer));
+  const std::string type = options.at("type").get<std::string>();
+  ValSplit split;
+  if (options.contains("image")) {
+    split.transform = data::image_transform_options_from_json(options["image"], split.transform,
+                                                              experiment.where(pointer) + "/image");
+  }
+  options.erase("type");
+  options.erase("init_from");
+  options["split"] = experiment.json.at("tasks").at(task).at("val_split");
+  split.dataset = Registry::global().create_as<Dataset>("dataset", type, options, experiment.where(pointer));
+  return split;
+}
+
+// The first `count` records of the split (seed 0: val splits do not augment).
+std::vector<Sample> first_samples(const Dataset& dataset, int64_t count) {
+  std::vector<Sample> samples;
+  for (int64_t i = 0; i < std::min(count, dataset.size()); ++i) samples.push_back(dataset.get(i, /*seed=*/0));
+  return samples;
+}
+
+Experiment run_experiment(const fs::path& run_dir) {
+  Experiment experiment = load_experiment(run_dir / train::kResolvedExperimentFile);
+  validate_experiment(experiment, &Registry::global());
+  return experiment;
+}
+
 }  // namespace
 
 json detection_examples(const fs::path& run_dir, int64_t images_per_task, int64_t top_k) {
-  Experiment experiment = load_experiment(run_dir / train::kResolvedExperimentFile);
-  validate_experiment(experiment, &Registry::global());
+  const Experiment experiment = run_experiment(run_dir);
   const infer::Predictor predictor(experiment, run_dir);
   json out = json::object();
   for (const std::string& task : predictor.tasks()) {
     const LabelSpace& labels = predictor.labels(task);
     if (labels.kind != "detection") continue;
-    const std::string pointer = "/tasks/" + task + "/dataset";
-    json options = experiment.json.at(json::json_pointer(pointer));
-    const std::string type = options.at("type").get<std::string>();
-    data::ImageTransformOptions transform;
-    if (options.contains("image")) {
-      transform = data::image_transform_options_from_json(options["image"], transform,
-                                                          experiment.where(pointer) + "/image");
-    }
-    options.erase("type");
-    options.erase("init_from");
-    options["split"] = experiment.json.at("tasks").at(task).at("val_split");
-    const auto dataset = Registry::global().create_as<Dataset>("dataset", type, options,
-                                                               experiment.where(pointer));
-    std::vector<Sample> samples;
-    for (int64_t i = 0; i < std::min(images_per_task, dataset->size()); ++i) {
-      samples.push_back(dataset->get(i, /*seed=*/0));
-    }
+    const ValSplit split = open_val_split(experiment, task);
+    const data::ImageTransformOptions& transform = split.transform;
+    const std::vector<Sample> samples = first_samples(*split.dataset, images_per_task);
     if (samples.empty()) continue;
     const Predictions predictions = predictor.predict(task, samples);
     json images = json::array();
@@ -130,6 +152,54 @@ json detection_examples(const fs::path& run_dir, int64_t images_per_task, int64_
                         {"predicted", predicted}});
     }
     out[task] = images;
+  }
+  return out;
+}
+
+json answer_examples(const fs::path& run_dir, int64_t examples_per_task) {
+  const Experiment experiment = run_experiment(run_dir);
+  const infer::Predictor predictor(experiment, run_dir);
+  json out = json::object();
+  for (const std::string& task : predictor.tasks()) {
+    const LabelSpace& labels = predictor.labels(task);
+    if (labels.kind != "vqa" && labels.kind != "classification") continue;
+    const ValSplit split = open_val_split(experiment, task);
+    const std::vector<Sample> samples = first_samples(*split.dataset, examples_per_task);
+    // Image and text classification only (VQA, visual entailment): a text-only or an
+    // image-only task has nothing to show here.
+    if (samples.empty() || !samples[0].image.defined() || samples[0].input_ids.empty()) continue;
+    const auto* text = dynamic_cast<const RecordText*>(split.dataset.get());
+    const Predictions predictions = predictor.predict(task, samples);
+    const torch::Tensor scores = predictions.scores.to(torch::kCPU, torch::kFloat32);
+    const torch::Tensor predicted = predictions.labels.to(torch::kCPU, torch::kInt64);
+    json items = json::array();
+    for (size_t i = 0; i < samples.size(); ++i) {
+      const Sample& s = samples[i];
+      const int64_t label = predicted[i].item<int64_t>();
+      // True answers: VQA's soft scores (the share of annotators' answers, capped at 1),
+      // best first; a classification label scores 1.
+      json truth = json::array();
+      if (s.soft_label.defined()) {
+        const torch::Tensor soft = s.soft_label.to(torch::kFloat32);
+        std::vector<std::pair<float, int64_t>> answers;
+        for (int64_t a = 0; a < soft.size(0); ++a) {
+          if (soft[a].item<float>() > 0) answers.emplace_back(soft[a].item<float>(), a);
+        }
+        std::stable_sort(answers.begin(), answers.end(),
+                         [](const auto& x, const auto& y) { return x.first > y.first; });
+        for (const auto& [score, a] : answers) truth.push_back({label_name(labels, a), score});
+      } else if (s.label >= 0) {
+        truth.push_back({label_name(labels, s.label), 1.0});
+      }
+      items.push_back({{"record_id", s.record_id},
+                       {"image", image_url(s.image, split.transform)},
+                       {"width", s.image.size(2)},
+                       {"height", s.image.size(1)},
+                       {"text", text ? json(text->record_text(static_cast<int64_t>(i))) : json(nullptr)},
+                       {"predicted", {label_name(labels, label), scores[i][label].item<float>()}},
+                       {"truth", truth}});
+    }
+    out[task] = items;
   }
   return out;
 }

@@ -381,6 +381,57 @@ const char* report_script() {
     });
   }
 
+  // VQA and visual entailment: the first val images of each task with the question or
+  // hypothesis, the checkpoint's answer and the true answers; one chart per run and task.
+  var withAnswers = runs.filter(function (run) { return run.answer_examples && Object.keys(run.answer_examples).length; });
+  if (withAnswers.length) {
+    sec = section('Answer examples', 'The first val records of each task that answers a text about an ' +
+                  'image (VQA, visual entailment): the question or hypothesis, the checkpoint\u2019s answer ' +
+                  'with its probability (green when it is a true answer) and the true answers with their scores.');
+    withAnswers.forEach(function (run) {
+      Object.keys(run.answer_examples).forEach(function (task) {
+        var items = run.answer_examples[task];
+        var side = 96, gap = 10, textX = 10 + side + 12, lineH = 15;
+        // Words wrapped into lines of at most `width` characters, `max` lines.
+        function wrap(text, width, max) {
+          var lines = [], line = '';
+          String(text).split(/\s+/).forEach(function (word) {
+            if (line && (line + ' ' + word).length > width) { lines.push(line); line = word; }
+            else line = line ? line + ' ' + word : word;
+          });
+          if (line) lines.push(line);
+          if (lines.length > max) { lines = lines.slice(0, max); lines[max - 1] += ' \u2026'; }
+          return lines;
+        }
+        chart(sec, (runs.length > 1 ? run.name + ' / ' : '') + task, [
+          { name: 'predicted, a true answer', color: '#2ca02c' }, { name: 'predicted, not a true answer', color: '#d62728' }
+        ], function (svg) {
+          items.forEach(function (ex, i) {
+            var scale = side / Math.max(ex.width, ex.height);
+            var y0 = M.t + i * (side + gap);
+            svgEl('image', { href: ex.image, x: 10, y: y0, width: ex.width * scale, height: ex.height * scale }, svg);
+            var y = y0 + 12;
+            var lines = ex.text === null ? ['(the dataset gives no text)'] : wrap('\u201c' + ex.text + '\u201d', 46, 3);
+            lines.forEach(function (line) {
+              svgEl('text', { x: textX, y: y, style: 'font-weight:600' }, svg).textContent = line;
+              y += lineH;
+            });
+            var right = ex.truth.some(function (t) { return t[0] === ex.predicted[0]; });
+            svgEl('text', { x: textX, y: y, style: 'fill:' + (right ? '#2ca02c' : '#d62728') }, svg).textContent =
+              'predicted: ' + ex.predicted[0] + ' (' + ex.predicted[1].toFixed(2) + ')';
+            y += lineH;
+            var truth = ex.truth.length ? ex.truth.map(function (t) { return t[0] + ' (' + t[1].toFixed(2) + ')'; }).join(', ')
+                                        : '(no label)';
+            wrap('true: ' + truth, 50, 2).forEach(function (line) {
+              svgEl('text', { x: textX, y: y }, svg).textContent = line;
+              y += lineH;
+            });
+          });
+        }, M.t + Math.max(1, items.length) * (side + gap) + 8);
+      });
+    });
+  }
+
   // The final evaluation (eval.json) of every run side by side.
   htmlEl('h2', 'Final metrics', root);
   htmlEl('p', 'eval.json of each run; chance is that of the headline metric.', root, 'note');

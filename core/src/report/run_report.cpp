@@ -268,6 +268,7 @@ void write_report(const std::vector<fs::path>& runs, const fs::path& out, bool e
     if (!examples) continue;
     try {
       data.back()["examples"] = detection_examples(run);
+      data.back()["answer_examples"] = answer_examples(run);
     } catch (const std::exception& e) {
       // The charts do not need the model: the page says why the images are missing.
       data.back()["examples_error"] = e.what();

@@ -37,8 +37,9 @@ nlohmann::json read_run(const std::filesystem::path& run_dir);
 std::string report_html(const std::vector<nlohmann::json>& runs);
 
 // Reads `runs` and writes the page to `out` (durably); errors as read_run. With
-// `examples`, each run also gets "examples": detection_examples() of its checkpoint (the
-// plugins its experiment names must be loaded), or "examples_error" saying why not.
+// `examples`, each run also gets "examples": detection_examples() of its checkpoint and
+// "answer_examples": answer_examples() (the plugins its experiment names must be
+// loaded), or "examples_error" saying why not.
 void write_report(const std::vector<std::filesystem::path>& runs, const std::filesystem::path& out,
                   bool examples = true);
 

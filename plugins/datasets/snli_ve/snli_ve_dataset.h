@@ -10,6 +10,7 @@
 #include "unitrain/data/image_pipeline.h"
 #include "unitrain/data/records.h"
 #include "unitrain/dataset.h"
+#include "unitrain/record_text.h"
 #include "unitrain/results.h"
 #include "unitrain/sizes.h"
 #include "unitrain/tokenizer.h"
@@ -35,7 +36,7 @@ struct SnliVeOptions {
 SnliVeOptions snli_ve_options_from_json(const nlohmann::json& j, const std::string& where);
 std::shared_ptr<Dataset> make_snli_ve(const nlohmann::json& options);
 
-class SnliVeDataset : public Dataset, public TokenVocabulary, public ResultFiles {
+class SnliVeDataset : public Dataset, public TokenVocabulary, public ResultFiles, public RecordText {
  public:
   // The ids its tokenizer produces, checked against the text encoder's.
   int64_t vocabulary_size() const override { return options_.tokenizer->vocab_size(); }
@@ -51,6 +52,8 @@ class SnliVeDataset : public Dataset, public TokenVocabulary, public ResultFiles
   // {"line" (1-based in the input file), "pairID" (when the record has one), "image"
   // (Flickr30k file name), "prediction" (entailment / neutral / contradiction)}.
   std::unique_ptr<ResultWriter> result_writer() const override;
+  // The hypothesis (sentence2) as the file holds it, for the run report.
+  std::string record_text(int64_t index) const override { return records_.at(index).hypothesis; }
 
  private:
   struct Record {

@@ -10,6 +10,7 @@
 #include "unitrain/data/image_pipeline.h"
 #include "unitrain/data/records.h"
 #include "unitrain/dataset.h"
+#include "unitrain/record_text.h"
 #include "unitrain/results.h"
 #include "unitrain/sizes.h"
 #include "unitrain/tokenizer.h"
@@ -43,7 +44,7 @@ std::shared_ptr<const std::vector<std::string>> vqa2_answer_vocabulary(
 // A vocabulary file: one answer a line, used as written (blank lines are an error).
 std::shared_ptr<const std::vector<std::string>> read_answer_file(const std::filesystem::path& file);
 
-class Vqa2Dataset : public Dataset, public TokenVocabulary, public ResultFiles {
+class Vqa2Dataset : public Dataset, public TokenVocabulary, public ResultFiles, public RecordText {
  public:
   // The ids its tokenizer produces, checked against the text encoder's.
   int64_t vocabulary_size() const override { return options_.tokenizer->vocab_size(); }
@@ -60,6 +61,8 @@ class Vqa2Dataset : public Dataset, public TokenVocabulary, public ResultFiles {
   // vocabulary), as the official evaluator and the EvalAI server read it:
   // <task>_<split>_results.json.
   std::unique_ptr<ResultWriter> result_writer() const override;
+  // The question as the file holds it, for the run report.
+  std::string record_text(int64_t index) const override { return records_.at(index).question; }
 
  private:
   struct Record {
