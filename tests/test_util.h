@@ -6,6 +6,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -80,6 +81,14 @@ inline CommandResult run_unitrain(const std::string& args) {
 
 // The JSON document a command printed after any lines of text: its output from the
 // first '{' on (an empty object and a test failure when there is none).
+// Every line of a JSON Lines file (metrics.jsonl), parsed.
+inline std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& file) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
 inline nlohmann::json json_in(const CommandResult& result) {
   const auto start = result.output.find('{');
   if (start == std::string::npos) {

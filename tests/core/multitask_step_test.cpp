@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using ::testing::HasSubstr;
 using test::error_of;
+using test::read_jsonl;
 
 Registry& registry() {
   static Registry* registry = [] {
@@ -72,13 +73,6 @@ TrainerConfig quiet(const fs::path& run_dir, bool resume = false) {
   config.resume = resume;
   config.console = false;
   return config;
-}
-
-std::vector<json> read_jsonl(const fs::path& file) {
-  std::vector<json> lines;
-  std::ifstream in(file);
-  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
-  return lines;
 }
 
 // "all" + sum trains on both tasks' batches in one update: the same gradients as

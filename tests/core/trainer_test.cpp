@@ -27,6 +27,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using ::testing::HasSubstr;
 using test::error_of;
+using test::read_jsonl;
 
 Registry& registry() {
   static Registry* registry = [] {
@@ -95,13 +96,6 @@ std::vector<double> losses(const Trainer& trainer) {
 
 double mean(const std::vector<double>& v, size_t from, size_t to) {
   return std::accumulate(v.begin() + from, v.begin() + to, 0.0) / static_cast<double>(to - from);
-}
-
-std::vector<json> read_jsonl(const fs::path& file) {
-  std::vector<json> lines;
-  std::ifstream in(file);
-  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
-  return lines;
 }
 
 // --- learning ----------------------------------------------------------------------

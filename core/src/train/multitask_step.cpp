@@ -63,10 +63,14 @@ json MultitaskStep::finish(int64_t step, const std::vector<size_t>& tasks,
               " captured gradients for ", tasks.size(), " tasks");
   const size_t k = tasks.size();
   std::vector<size_t> shared;  // parameter indices touched by more than one task
+  std::vector<bool> is_shared(parameters.size(), false);
   for (size_t i = 0; i < parameters.size(); ++i) {
     int touched = 0;
     for (const auto& row : rows_) touched += row[i].defined() ? 1 : 0;
-    if (touched > 1) shared.push_back(i);
+    if (touched > 1) {
+      shared.push_back(i);
+      is_shared[i] = true;
+    }
   }
   int64_t width = 0;
   for (size_t i : shared) width += parameters[i].numel();
@@ -103,7 +107,7 @@ json MultitaskStep::finish(int64_t step, const std::vector<size_t>& tasks,
     offset += n;
   }
   for (size_t i = 0; i < parameters.size(); ++i) {
-    if (std::find(shared.begin(), shared.end(), i) != shared.end()) continue;
+    if (is_shared[i]) continue;
     for (size_t r = 0; r < k; ++r) {
       if (!rows_[r][i].defined()) continue;
       torch::Tensor p = parameters[i];

@@ -12,9 +12,10 @@ std::vector<double> normalized_entropies(const Predictions& predictions) {
     const int64_t classes = p.size(1);
     const torch::Tensor q = p / p.sum(1, /*keepdim=*/true).clamp_min(1e-300);
     // 0 log 0 = 0: xlogy gives 0 where q is 0.
-    const torch::Tensor h = -torch::xlogy(q, q).sum(1);
+    const torch::Tensor h = (-torch::xlogy(q, q).sum(1)).contiguous();
     const double scale = classes > 1 ? 1.0 / std::log(static_cast<double>(classes)) : 0.0;
-    for (int64_t i = 0; i < h.size(0); ++i) out.push_back(h[i].item<double>() * scale);
+    const double* values = h.data_ptr<double>();
+    for (int64_t i = 0; i < h.numel(); ++i) out.push_back(values[i] * scale);
     return out;
   }
   for (const auto& image : predictions.detections) {
