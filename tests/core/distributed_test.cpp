@@ -81,7 +81,7 @@ class Distributed : public ::testing::Test {
 
   static std::string toy(const std::string& part) { return (*dir_ / "toy" / part).string(); }
 
-  // A tiny UniT on the toy suite with the given tasks ("sst2", "coco", "vqa2"), dropout 0,
+  // A tiny UniT on the toy suite with the given tasks ("sst2", "coco", "vg", "vqa2"), dropout 0,
   // a loss logged every step, a constant learning rate.
   static fs::path experiment(const std::string& name, const std::vector<std::string>& tasks,
                              int64_t steps, const json& extra = json::object()) {
@@ -101,6 +101,15 @@ class Distributed : public ::testing::Test {
         heads[task] = {{"type", "detr"}, {"in_dim", 32}, {"num_classes", 9}};
         task_specs[task] = {{"dataset", {{"type", "coco_detection"}, {"root", toy("coco")},
                                          {"image", image}}},
+                            {"encoders", {"image"}}, {"num_queries", 6}, {"batch_size", 2}};
+      } else if (task == "vg") {
+        // Attributes (normalised by the boxes that have one) and one-to-many matching
+        // on the auxiliary layer (normalised by the matched pairs).
+        heads[task] = {{"type", "detr"}, {"in_dim", 32}, {"num_classes", 3},
+                       {"num_attributes", 6}, {"attribute_hidden_dim", 16},
+                       {"attribute_class_embed_dim", 8}, {"one_to_many_repeats", 2}};
+        task_specs[task] = {{"dataset", {{"type", "vg_detection"}, {"root", toy("vg")},
+                                         {"num_attributes", 6}, {"image", image}}},
                             {"encoders", {"image"}}, {"num_queries", 6}, {"batch_size", 2}};
       } else {
         heads[task] = {{"type", "mlp_classifier"}, {"in_dim", 32}, {"num_labels", num_answers_},
@@ -216,6 +225,14 @@ TEST_F(Distributed, TwoRanksEqualOneProcessWithTheirBatchesDetection) {
   // near-tied Hungarian match after ~25 steps.
   expect_two_ranks_equal_one_process("coco", "tasks.coco.batch_size", 2,
                                      {"encoders/image", "decoder", "heads/coco"},
+                                     {{"training", {{"lr", 1e-4}, {"backbone_lr", 1e-4}}}});
+}
+
+// Visual Genome's attribute loss is normalised by the boxes with attributes over the
+// global batch, and the one-to-many auxiliary layer by the matched pairs over it.
+TEST_F(Distributed, TwoRanksEqualOneProcessWithTheirBatchesAttributes) {
+  expect_two_ranks_equal_one_process("vg", "tasks.vg.batch_size", 2,
+                                     {"encoders/image", "decoder", "heads/vg"},
                                      {{"training", {{"lr", 1e-4}, {"backbone_lr", 1e-4}}}});
 }
 

@@ -70,9 +70,12 @@ void DataParallel::average(std::vector<double>& values, const std::string& what)
 void DataParallel::attach(Batch& batch) const {
   auto group = group_;
   batch.rank_mean = [group](const torch::Tensor& t) {
-    std::vector<torch::Tensor> one{t.detach().clone().contiguous()};
+    // NCCL reduces CUDA tensors only; the head gets the mean on its tensor's device.
+    const bool to_cuda = group->backend() == "nccl" && !t.is_cuda();
+    std::vector<torch::Tensor> one{to_cuda ? t.detach().cuda() : t.detach().clone().contiguous()};
     group->all_reduce_sum(one, "a loss normalizer's all-reduce");
-    return one[0] / static_cast<double>(group->world_size());
+    auto mean = one[0] / static_cast<double>(group->world_size());
+    return to_cuda ? mean.to(t.device()) : mean;
   };
 }
 

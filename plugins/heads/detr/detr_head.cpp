@@ -161,20 +161,9 @@ HeadOutput DetrHeadImpl::run(const torch::Tensor& decoder_out, const Batch& batc
   if (!with_loss) return out;
 
   check_targets(batch, decoder_out.size(1));
-  nn::HungarianMatcherOptions one_to_one;
-  one_to_one.cost_class = options_.cost_class();
-  one_to_one.cost_bbox = options_.cost_bbox();
-  one_to_one.cost_giou = options_.cost_giou();
-  add_layer_losses({logits[layers - 1], boxes[layers - 1], decoder_out[layers - 1]}, batch,
-                   one_to_one, with_attributes, "", out.losses);
-  if (options_.aux_loss()) {
-    auto aux = one_to_one;
-    aux.target_repeats = options_.one_to_many_repeats();
-    for (int64_t l = 0; l + 1 < layers; ++l) {
-      add_layer_losses({logits[l], boxes[l], decoder_out[l]}, batch, aux, false,
-                       "_" + std::to_string(l), out.losses);
-    }
-  }
+  std::vector<DetrLayerOutputs> per_layer;
+  for (int64_t l = 0; l < layers; ++l) per_layer.push_back({logits[l], boxes[l], decoder_out[l]});
+  add_losses(per_layer, batch, out.losses);
   return out;
 }
 

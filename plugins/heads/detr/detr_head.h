@@ -105,11 +105,11 @@ class DetrHeadImpl : public Head,
   const DetrHeadOptions& options() const { return options_; }
 
  private:
-  // Matches one layer's predictions to the targets and adds its weighted losses to
-  // `losses`, named with `suffix` appended ("" for the last layer, "_0", "_1"...).
-  void add_layer_losses(const DetrLayerOutputs& layer, const Batch& batch,
-                        const nn::HungarianMatcherOptions& matcher, bool with_attributes,
-                        const std::string& suffix, std::map<std::string, torch::Tensor>& losses);
+  // Matches every decoder layer's predictions to the targets and adds the weighted
+  // losses to `losses`: the last layer's unsuffixed, with aux_loss the others' with
+  // "_0", "_1"... appended. All layers' normalizers take one Batch::mean_over_ranks.
+  void add_losses(const std::vector<DetrLayerOutputs>& layers, const Batch& batch,
+                  std::map<std::string, torch::Tensor>& losses);
   void check_targets(const Batch& batch, int64_t batch_size) const;
   // Inverse-sigmoid offsets [Q, 4] of the anchor grid's cell centres (cx, cy; 0 for w, h).
   static torch::Tensor anchor_logits(int64_t queries, const torch::TensorOptions& options);
