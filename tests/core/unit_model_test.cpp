@@ -112,12 +112,12 @@ std::shared_ptr<PluginObject> test_factory(const std::string& kind, const std::s
   if (type == "mean") return std::make_shared<MeanDecoder>(options.at("d_model").get<int64_t>());
   if (type == "width_head") return std::make_shared<WidthHead>(options.at("width").get<int64_t>());
   if (type == "mlp_classifier") {
-    auto merged = json::parse(heads::kMlpClassifierDefaults);
+    auto merged = heads::mlp_classifier_option_set().defaults();
     merged.update(options);
     return heads::make_mlp_classifier_head(merged);
   }
   if (type == "detr") {
-    auto merged = json::parse(heads::kDetrHeadDefaults);
+    auto merged = heads::detr_head_option_set().defaults();
     merged.update(options);
     return heads::make_detr_head(merged);
   }

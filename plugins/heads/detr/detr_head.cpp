@@ -7,94 +7,47 @@
 #include "unitrain/nn/box_ops.h"
 
 namespace unitrain::heads {
-namespace {
 
-std::string prefixed(const std::string& where, const std::string& message) {
-  return where.empty() ? message : where + ": " + message;
+const options::OptionSet<DetrHeadOptions>& detr_head_option_set() {
+  using options::at_least;
+  static const auto set =
+      options::OptionSet<DetrHeadOptions>()
+          .add(UNITRAIN_OPTION(in_dim),
+               "width D of the decoder output (must equal the decoder's `d_model`)", at_least(1))
+          .add(UNITRAIN_OPTION(num_classes),
+               "object classes C (COCO 91 ids, or the dataset's contiguous count; VG 1600)",
+               at_least(1))
+          .add(UNITRAIN_OPTION(num_attributes),
+               "attribute classes (VG 400); 0 disables the attribute head", at_least(0))
+          .add(UNITRAIN_OPTION(attribute_hidden_dim), "hidden width of the attribute head",
+               at_least(1))
+          .add(UNITRAIN_OPTION(attribute_class_embed_dim),
+               "width of the class embedding the attribute head reads", at_least(1))
+          .add(UNITRAIN_OPTION(cost_class), "matching weight of −p(class)")
+          .add(UNITRAIN_OPTION(cost_bbox), "matching weight of the L1 box distance")
+          .add(UNITRAIN_OPTION(cost_giou), "matching weight of −GIoU")
+          .add(UNITRAIN_OPTION(ce_loss_coef), "weight of `loss_ce`")
+          .add(UNITRAIN_OPTION(bbox_loss_coef), "weight of `loss_bbox`")
+          .add(UNITRAIN_OPTION(giou_loss_coef), "weight of `loss_giou`")
+          .add(UNITRAIN_OPTION(attribute_loss_coef), "weight of `loss_attr`")
+          .add(UNITRAIN_OPTION(eos_coef), "cross-entropy weight of the no-object class",
+               at_least(0))
+          .add(UNITRAIN_OPTION(aux_loss), "losses on every non-final decoder layer")
+          .add(UNITRAIN_OPTION(one_to_many_repeats), "see above; 1 = off", at_least(1))
+          .add(UNITRAIN_OPTION(anchor_grid),
+               "query q predicts its centre as an offset from the q-th cell centre of a "
+               "⌈√Q⌉×⌈√Q⌉ grid (reference points as in Anchor DETR / DAB-DETR, output "
+               "side only); a convergence aid for short runs")
+          .add(UNITRAIN_OPTION(score_threshold), "`predict()` drops detections scoring below it");
+  return set;
 }
-
-}  // namespace
-
-const char* const kDetrHeadDefaults = R"({
-  "in_dim": 768,
-  "num_classes": 91,
-  "num_attributes": 0,
-  "attribute_hidden_dim": 512,
-  "attribute_class_embed_dim": 256,
-  "cost_class": 1.0,
-  "cost_bbox": 5.0,
-  "cost_giou": 2.0,
-  "ce_loss_coef": 1.0,
-  "bbox_loss_coef": 5.0,
-  "giou_loss_coef": 2.0,
-  "attribute_loss_coef": 1.0,
-  "eos_coef": 0.1,
-  "aux_loss": true,
-  "one_to_many_repeats": 1,
-  "anchor_grid": false,
-  "score_threshold": 0.0
-})";
 
 DetrHeadOptions detr_head_options_from_json(const nlohmann::json& json, const std::string& where) {
-  auto defaults = nlohmann::json::parse(kDetrHeadDefaults);
-  auto get = [&](const char* key) -> const nlohmann::json& {
-    return json.contains(key) ? json.at(key) : defaults.at(key);
-  };
-  DetrHeadOptions o;
-  o.in_dim(get("in_dim").get<int64_t>())
-      .num_classes(get("num_classes").get<int64_t>())
-      .num_attributes(get("num_attributes").get<int64_t>())
-      .attribute_hidden_dim(get("attribute_hidden_dim").get<int64_t>())
-      .attribute_class_embed_dim(get("attribute_class_embed_dim").get<int64_t>())
-      .cost_class(get("cost_class").get<double>())
-      .cost_bbox(get("cost_bbox").get<double>())
-      .cost_giou(get("cost_giou").get<double>())
-      .ce_loss_coef(get("ce_loss_coef").get<double>())
-      .bbox_loss_coef(get("bbox_loss_coef").get<double>())
-      .giou_loss_coef(get("giou_loss_coef").get<double>())
-      .attribute_loss_coef(get("attribute_loss_coef").get<double>())
-      .eos_coef(get("eos_coef").get<double>())
-      .aux_loss(get("aux_loss").get<bool>())
-      .one_to_many_repeats(get("one_to_many_repeats").get<int64_t>())
-      .anchor_grid(get("anchor_grid").get<bool>())
-      .score_threshold(get("score_threshold").get<double>());
-  auto positive = [&](const char* key, int64_t value, int64_t minimum) {
-    if (value < minimum) {
-      throw ConfigError(prefixed(where, std::string(key) + " must be >= " +
-                                            std::to_string(minimum) + ", got " +
-                                            std::to_string(value)));
-    }
-  };
-  positive("in_dim", o.in_dim(), 1);
-  positive("num_classes", o.num_classes(), 1);
-  positive("num_attributes", o.num_attributes(), 0);
-  positive("attribute_hidden_dim", o.attribute_hidden_dim(), 1);
-  positive("attribute_class_embed_dim", o.attribute_class_embed_dim(), 1);
-  positive("one_to_many_repeats", o.one_to_many_repeats(), 1);
-  if (o.eos_coef() < 0.0) {
-    throw ConfigError(prefixed(where, "eos_coef must be >= 0, got " + std::to_string(o.eos_coef())));
-  }
-  return o;
+  return detr_head_option_set().parse(json, where);
 }
 
-nlohmann::json to_json(const DetrHeadOptions& o) {
-  return {{"in_dim", o.in_dim()},
-          {"num_classes", o.num_classes()},
-          {"num_attributes", o.num_attributes()},
-          {"attribute_hidden_dim", o.attribute_hidden_dim()},
-          {"attribute_class_embed_dim", o.attribute_class_embed_dim()},
-          {"cost_class", o.cost_class()},
-          {"cost_bbox", o.cost_bbox()},
-          {"cost_giou", o.cost_giou()},
-          {"ce_loss_coef", o.ce_loss_coef()},
-          {"bbox_loss_coef", o.bbox_loss_coef()},
-          {"giou_loss_coef", o.giou_loss_coef()},
-          {"attribute_loss_coef", o.attribute_loss_coef()},
-          {"eos_coef", o.eos_coef()},
-          {"aux_loss", o.aux_loss()},
-          {"one_to_many_repeats", o.one_to_many_repeats()},
-          {"anchor_grid", o.anchor_grid()},
-          {"score_threshold", o.score_threshold()}};
+nlohmann::json to_json(const DetrHeadOptions& options) {
+  return detr_head_option_set().to_json(options);
 }
 
 DetrHeadImpl::DetrHeadImpl(DetrHeadOptions options) : options_(std::move(options)) { reset(); }

@@ -10,6 +10,7 @@
 
 #include "unitrain/head.h"
 #include "unitrain/nn/matcher.h"
+#include "unitrain/options.h"
 #include "unitrain/sizes.h"
 #include "unitrain/weights/importer.h"
 
@@ -53,8 +54,11 @@ struct DetrHeadOptions {
   TORCH_ARG(double, score_threshold) = 0.0;
 };
 
-extern const char* const kDetrHeadDefaults;
+// Every option declared once (key, meaning, rule; the default is the field's): the
+// plugin's defaults JSON, the parsing below, to_json and the README's key table.
+const options::OptionSet<DetrHeadOptions>& detr_head_option_set();
 
+// Throws ConfigError "<where>/<key>: ...".
 DetrHeadOptions detr_head_options_from_json(const nlohmann::json& json,
                                             const std::string& where = "");
 nlohmann::json to_json(const DetrHeadOptions& options);

@@ -14,5 +14,8 @@ std::shared_ptr<unitrain::Head> make_head(const nlohmann::json& options) {
 
 UNITRAIN_PLUGIN(kDetr, unitrain::Head, "head", "detr", "0.1.0",
                 "DETR detection head with Hungarian matching (UniT's COCO / VG head)",
-                unitrain::heads::kDetrHeadDefaults, kReadme, make_head);
+                unitrain::heads::detr_head_option_set().defaults_json().c_str(), kReadme,
+                make_head);
 UNITRAIN_EXPORT_PLUGINS(&kDetr);
+UNITRAIN_EXPORT_OPTION_TABLES(
+    UNITRAIN_OPTION_TABLE("head", "detr", &unitrain::heads::detr_head_option_set));

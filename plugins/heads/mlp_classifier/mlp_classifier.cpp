@@ -5,69 +5,43 @@
 #include "unitrain/errors.h"
 
 namespace unitrain::heads {
-namespace {
 
-std::string prefixed(const std::string& where, const std::string& message) {
-  return where.empty() ? message : where + ": " + message;
+const options::OptionSet<MlpClassifierOptions>& mlp_classifier_option_set() {
+  using options::at_least;
+  static const auto set =
+      options::OptionSet<MlpClassifierOptions>(MlpClassifierOptions(/*num_labels=*/2))
+          .add(UNITRAIN_OPTION(in_dim),
+               "width D of the decoder output (must equal the decoder's `d_model`)", at_least(1))
+          .add(UNITRAIN_OPTION(hidden_dim), "width of the hidden layer; 0 means `in_dim` (MMF)",
+               at_least(0))
+          .add(UNITRAIN_OPTION(num_labels),
+               "number of labels C (VQAv2 3129, SNLI-VE 3, MNLI 3, QNLI/QQP/SST-2 2)", at_least(1))
+          .add(UNITRAIN_OPTION(loss),
+               "`\"cross_entropy\"` on `batch.labels`, or `\"soft_bce\"` on `batch.soft_labels`",
+               options::one_of({"cross_entropy", "soft_bce"}))
+          .add(UNITRAIN_OPTION(dropout), "dropout on the query vector before `fc1`; 0 disables it",
+               options::in_range(0, 1))
+          .add(UNITRAIN_OPTION(layer_norm_eps), "LayerNorm epsilon")
+          .add(UNITRAIN_OPTION(pool),
+               "`\"first\"`: query 0 of the last layer (UniT); `\"mean\"`: mean over the queries")
+          .validate([](const MlpClassifierOptions& o, const nlohmann::json&,
+                       const std::string& where) {
+            // NOTE: not options::one_of, whose message names the key's path: this one
+            // predates the declaration and is kept as it was.
+            if (o.pool() == "first" || o.pool() == "mean") return;
+            throw ConfigError((where.empty() ? "" : where + ": ") + "pool is \"" + o.pool() +
+                              "\"; expected one of \"first\", \"mean\"");
+          });
+  return set;
 }
-
-}  // namespace
-
-const char* const kMlpClassifierDefaults = R"({
-  "in_dim": 768,
-  "hidden_dim": 0,
-  "num_labels": 2,
-  "loss": "cross_entropy",
-  "dropout": 0.1,
-  "layer_norm_eps": 1e-12,
-  "pool": "first"
-})";
 
 MlpClassifierOptions mlp_classifier_options_from_json(const nlohmann::json& json,
                                                       const std::string& where) {
-  auto defaults = nlohmann::json::parse(kMlpClassifierDefaults);
-  auto get = [&](const char* key) -> const nlohmann::json& {
-    return json.contains(key) ? json.at(key) : defaults.at(key);
-  };
-  MlpClassifierOptions options(get("num_labels").get<int64_t>());
-  options.in_dim(get("in_dim").get<int64_t>())
-      .hidden_dim(get("hidden_dim").get<int64_t>())
-      .loss(get("loss").get<std::string>())
-      .dropout(get("dropout").get<double>())
-      .layer_norm_eps(get("layer_norm_eps").get<double>())
-      .pool(get("pool").get<std::string>());
-  if (options.num_labels() < 1) {
-    throw ConfigError(prefixed(where, "num_labels must be >= 1, got " +
-                                          std::to_string(options.num_labels())));
-  }
-  if (options.in_dim() < 1) {
-    throw ConfigError(prefixed(where, "in_dim must be >= 1, got " +
-                                          std::to_string(options.in_dim())));
-  }
-  if (options.hidden_dim() < 0) {
-    throw ConfigError(prefixed(where, "hidden_dim must be >= 0 (0 = in_dim), got " +
-                                          std::to_string(options.hidden_dim())));
-  }
-  if (options.loss() != "cross_entropy" && options.loss() != "soft_bce") {
-    throw ConfigError(prefixed(where, "loss is \"" + options.loss() +
-                                          "\"; expected one of \"cross_entropy\", \"soft_bce\""));
-  }
-  if (options.pool() != "first" && options.pool() != "mean") {
-    throw ConfigError(prefixed(where, "pool is \"" + options.pool() +
-                                          "\"; expected one of \"first\", \"mean\""));
-  }
-  if (options.dropout() < 0.0 || options.dropout() >= 1.0) {
-    throw ConfigError(prefixed(where, "dropout must be in [0, 1), got " +
-                                          std::to_string(options.dropout())));
-  }
-  return options;
+  return mlp_classifier_option_set().parse(json, where);
 }
 
 nlohmann::json to_json(const MlpClassifierOptions& options) {
-  return {{"in_dim", options.in_dim()},         {"hidden_dim", options.hidden_dim()},
-          {"num_labels", options.num_labels()}, {"loss", options.loss()},
-          {"dropout", options.dropout()},       {"layer_norm_eps", options.layer_norm_eps()},
-          {"pool", options.pool()}};
+  return mlp_classifier_option_set().to_json(options);
 }
 
 MlpClassifierHeadImpl::MlpClassifierHeadImpl(MlpClassifierOptions options)

@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include "unitrain/head.h"
+#include "unitrain/options.h"
 #include "unitrain/sizes.h"
 #include "unitrain/weights/importer.h"
 
@@ -38,11 +39,13 @@ struct MlpClassifierOptions {
   TORCH_ARG(std::string, pool) = "first";
 };
 
-// Every option key with its default (the plugin's kDefaultsJson).
-extern const char* const kMlpClassifierDefaults;
+// Every option declared once (key, meaning, rule; the default is the field's, and
+// num_labels 2): the plugin's defaults JSON, the parsing below, to_json and the README's
+// key table.
+const options::OptionSet<MlpClassifierOptions>& mlp_classifier_option_set();
 
 // Reads options from a JSON object whose keys are the Options field names. `where`
-// prefixes error messages (ConfigError).
+// prefixes error messages (ConfigError "<where>/<key>: ...").
 MlpClassifierOptions mlp_classifier_options_from_json(const nlohmann::json& json,
                                                       const std::string& where = "");
 nlohmann::json to_json(const MlpClassifierOptions& options);

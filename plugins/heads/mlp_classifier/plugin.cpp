@@ -14,6 +14,8 @@ std::shared_ptr<unitrain::Head> make_head(const nlohmann::json& options) {
 
 UNITRAIN_PLUGIN(kMlpClassifier, unitrain::Head, "head", "mlp_classifier", "0.1.0",
                 "UniT classification head (MLP on the first query)",
-                unitrain::heads::kMlpClassifierDefaults,
+                unitrain::heads::mlp_classifier_option_set().defaults_json().c_str(),
                 kReadme, make_head);
 UNITRAIN_EXPORT_PLUGINS(&kMlpClassifier);
+UNITRAIN_EXPORT_OPTION_TABLES(UNITRAIN_OPTION_TABLE(
+    "head", "mlp_classifier", &unitrain::heads::mlp_classifier_option_set));

@@ -377,7 +377,7 @@ TEST(DetrHead, BadClassIdsNameTheRecord) {
 }
 
 TEST(DetrHead, OptionsJsonRoundTrip) {
-  auto defaults = nlohmann::json::parse(kDetrHeadDefaults);
+  auto defaults = detr_head_option_set().defaults();
   EXPECT_EQ(to_json(detr_head_options_from_json(nlohmann::json::object())), defaults);
   auto json = defaults;
   json["num_classes"] = 1600;

@@ -106,14 +106,14 @@ TEST(MlpClassifier, HiddenDimZeroMeansInDim) {
 }
 
 TEST(MlpClassifier, OptionsJsonRoundTrip) {
-  auto json = nlohmann::json::parse(kMlpClassifierDefaults);
+  auto json = mlp_classifier_option_set().defaults();
   json["num_labels"] = 3129;
   json["loss"] = "soft_bce";
   auto options = mlp_classifier_options_from_json(json);
   EXPECT_EQ(options.num_labels(), 3129);
   EXPECT_EQ(to_json(options), json);
   EXPECT_EQ(to_json(mlp_classifier_options_from_json(nlohmann::json::object())),
-            nlohmann::json::parse(kMlpClassifierDefaults));
+            mlp_classifier_option_set().defaults());
 }
 
 TEST(MlpClassifier, RejectsUnknownLoss) {
