@@ -1,4 +1,5 @@
-// `unitrain plugins [--kind K] [--json]` and `unitrain plugins show NAME`.
+// `unitrain plugins [--kind K] [--json]` and `unitrain plugins show NAME
+// [--options-markdown]`.
 #include <iostream>
 
 #include <fmt/format.h>
@@ -6,6 +7,7 @@
 #include "cli/commands.h"
 #include "unitrain/config.h"
 #include "unitrain/json_text.h"
+#include "unitrain/option_table.h"
 #include "unitrain/registry.h"
 
 namespace unitrain::cli {
@@ -39,6 +41,7 @@ void add_plugins_command(CLI::App& app, CliContext& context) {
   struct Args {
     std::string kind;
     bool json = false;
+    bool options_markdown = false;
     std::string show_name;
   };
   auto args = std::make_shared<Args>();
@@ -48,6 +51,8 @@ void add_plugins_command(CLI::App& app, CliContext& context) {
   CLI::App* show = plugins->add_subcommand("show", "Print a plugin's default options and README");
   show->add_option("name", args->show_name, "Plugin name")->required();
   show->add_option("--kind", args->kind, "Kind, when several kinds have a plugin of that name");
+  show->add_flag("--options-markdown", args->options_markdown,
+                 "Print only the README key table generated from the plugin's option declaration");
 
   plugins->callback([args, show, &context] {
     load_plugins(context);
@@ -71,6 +76,17 @@ void add_plugins_command(CLI::App& app, CliContext& context) {
                                         args->show_name, fmt::join(kinds, ", ")));
       }
       const PluginInfo& p = *found.front();
+      if (args->options_markdown) {
+        auto table = declared_option_table(p);
+        if (!table) {
+          throw RegistryError(fmt::format(
+              "{} '{}' ({}) does not declare its options (unitrain/options.h, "
+              "UNITRAIN_EXPORT_OPTION_TABLES): its README's key table is written by hand",
+              p.kind, p.name, p.file));
+        }
+        std::cout << *table;
+        return;
+      }
       std::cout << fmt::format("{} '{}' {}  ({}){}\n{}\n\nDefault options:\n{}\n", p.kind,
                                p.name, p.version, p.file, origin_text(p), p.description,
                                json_text(p.defaults, 2));
