@@ -9,42 +9,29 @@
 #include "unitrain_readme.h"  // kReadme, from README.md (unitrain_add_plugin)
 
 namespace unitrain::decoders {
-using options::key_path;
-using options::read;
+namespace {
 
-UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
-                                                  const std::string& where) {
-  UnitDecoderOptions o;
-  read(j, where, "d_model", o.d_model());
-  read(j, where, "num_layers", o.num_layers());
-  read(j, where, "num_heads", o.num_heads());
-  read(j, where, "dim_feedforward", o.dim_feedforward());
-  read(j, where, "dropout", o.dropout());
-  read(j, where, "activation", o.activation());
-  read(j, where, "return_intermediate", o.return_intermediate());
-  if (j.contains("borrow_queries")) {
-    const auto& b = j.at("borrow_queries");
-    const std::string at = key_path(where, "borrow_queries");
-    if (!b.is_object()) {
-      throw ConfigError(at + ": expected an object {\"task\": \"task whose queries it borrows\"}, "
-                        "found " + json_text(b));
+using options::key_path;
+
+// borrow_queries: {"task": "another task"}, with messages that say what a value means.
+void check_borrowing(const nlohmann::json& b, const std::string& at) {
+  if (!b.is_object()) {
+    throw ConfigError(at + ": expected an object {\"task\": \"task whose queries it borrows\"}, "
+                      "found " + json_text(b));
+  }
+  for (const auto& [task, other] : b.items()) {
+    if (!other.is_string() || other.get<std::string>().empty()) {
+      throw ConfigError(at + "/" + task + ": expected the name of another task, found " +
+                        json_text(other));
     }
-    for (const auto& [task, other] : b.items()) {
-      if (!other.is_string() || other.get<std::string>().empty()) {
-        throw ConfigError(at + "/" + task + ": expected the name of another task, found " +
-                          json_text(other));
-      }
-      if (other.get<std::string>() == task) {
-        throw ConfigError(at + "/" + task + ": a task cannot borrow its own queries");
-      }
-      o.borrow_queries()[task] = other.get<std::string>();
+    if (other.get<std::string>() == task) {
+      throw ConfigError(at + "/" + task + ": a task cannot borrow its own queries");
     }
   }
-  read(j, where, "fusion_layers", o.fusion_layers());
-  read(j, where, "fusion_tasks", o.fusion_tasks());
-  if (o.fusion_layers() < 0) {
-    throw ConfigError(key_path(where, "fusion_layers") + ": must be >= 0");
-  }
+}
+
+// The checks between options, after each is read.
+void check_together(const UnitDecoderOptions& o, const nlohmann::json&, const std::string& where) {
   if (o.fusion_layers() > 0 && o.fusion_tasks().empty()) {
     throw ConfigError(key_path(where, "fusion_tasks") +
                       ": fusion_layers is " + std::to_string(o.fusion_layers()) +
@@ -54,37 +41,55 @@ UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
     throw ConfigError(key_path(where, "fusion_layers") +
                       ": fusion_tasks lists tasks but fusion_layers is 0");
   }
-  if (o.d_model() < 1) throw ConfigError(key_path(where, "d_model") + ": must be positive");
-  if (o.num_layers() < 1) throw ConfigError(key_path(where, "num_layers") + ": must be >= 1");
-  if (o.num_heads() < 1 || o.d_model() % o.num_heads() != 0) {
+  if (o.d_model() % o.num_heads() != 0) {
     throw ConfigError(key_path(where, "num_heads") + ": must divide d_model (" +
                       std::to_string(o.d_model()) + "), got " + std::to_string(o.num_heads()));
   }
-  if (o.dim_feedforward() < 1) {
-    throw ConfigError(key_path(where, "dim_feedforward") + ": must be positive");
-  }
-  if (o.dropout() < 0 || o.dropout() >= 1) {
-    throw ConfigError(key_path(where, "dropout") + ": must be in [0, 1)");
-  }
-  if (o.activation() != "relu" && o.activation() != "gelu") {
-    throw ConfigError(key_path(where, "activation") + ": unknown \"" + o.activation() +
-                      "\" (valid: \"relu\", \"gelu\")");
-  }
-  return o;
 }
 
-nlohmann::json to_json(const UnitDecoderOptions& o) {
-  return {{"d_model", o.d_model()},
-          {"num_layers", o.num_layers()},
-          {"num_heads", o.num_heads()},
-          {"dim_feedforward", o.dim_feedforward()},
-          {"dropout", o.dropout()},
-          {"activation", o.activation()},
-          {"return_intermediate", o.return_intermediate()},
-          {"borrow_queries", o.borrow_queries()},
-          {"fusion_layers", o.fusion_layers()},
-          {"fusion_tasks", o.fusion_tasks()}};
+}  // namespace
+
+const options::OptionSet<UnitDecoderOptions>& unit_decoder_option_set() {
+  using options::at_least;
+  static const auto set =
+      options::OptionSet<UnitDecoderOptions>()
+          .add(UNITRAIN_OPTION(d_model), "width of queries and memory (the encoders' `output_dim`)",
+               at_least(1))
+          .add(UNITRAIN_OPTION(num_layers), "decoder layers", at_least(1))
+          .add(UNITRAIN_OPTION(num_heads), "attention heads (divides `d_model`)", at_least(1))
+          .add(UNITRAIN_OPTION(dim_feedforward), "feed-forward width", at_least(1))
+          .add(UNITRAIN_OPTION(dropout), "dropout in attention and feed-forward",
+               options::in_range(0, 1))
+          .add(UNITRAIN_OPTION(activation), "`\"relu\"` (DETR) or `\"gelu\"`",
+               options::one_of({"relu", "gelu"}))
+          .add(UNITRAIN_OPTION(return_intermediate),
+               "return every layer's output (auxiliary losses) or only the last (L = 1)")
+          .add(UNITRAIN_OPTION(borrow_queries),
+               "task -> another task of the same (shared) decoder whose query table is appended, "
+               "detached, after the task's own queries when the task is decoded; Q is then own + "
+               "borrowed, own first (heads that pool `first` read the task's own query); decoding "
+               "any task fails with a ConfigError when a task named here has no queries in this "
+               "decoder",
+               options::check(check_borrowing))
+          .add(UNITRAIN_OPTION(fusion_layers),
+               "post-norm encoder layers (the decoder's width, heads and feed-forward) run over "
+               "the memory of the tasks in `fusion_tasks` before decoding; the memory's position "
+               "embedding is added to queries and keys; shared by those tasks",
+               at_least(0))
+          .add(UNITRAIN_OPTION(fusion_tasks),
+               "tasks whose memory goes through the fusion layers; needs `fusion_layers` > 0 and "
+               "the reverse; decoding fails with a ConfigError when one has no queries in this "
+               "decoder")
+          .validate(check_together);
+  return set;
 }
+
+UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
+                                                  const std::string& where) {
+  return unit_decoder_option_set().parse(j, where);
+}
+
+nlohmann::json to_json(const UnitDecoderOptions& o) { return unit_decoder_option_set().to_json(o); }
 
 UnitDecoderImpl::UnitDecoderImpl(const UnitDecoderOptions& options_) : options(options_) {
   reset();
@@ -200,13 +205,6 @@ torch::Tensor UnitDecoderImpl::decode(const std::string& task, const EncoderOutp
 
 namespace {
 
-// Every key with its default; the host rejects keys not listed here.
-constexpr const char* kDefaultsJson = R"({
-  "d_model": 768, "num_layers": 6, "num_heads": 8, "dim_feedforward": 2048,
-  "dropout": 0.1, "activation": "relu", "return_intermediate": true, "borrow_queries": {},
-  "fusion_layers": 0, "fusion_tasks": []
-})";
-
 std::shared_ptr<unitrain::Decoder> make_unit_decoder(const nlohmann::json& options) {
   auto o = unitrain::decoders::unit_decoder_options_from_json(options, "");
   return std::make_shared<unitrain::decoders::UnitDecoderImpl>(o);
@@ -215,6 +213,9 @@ std::shared_ptr<unitrain::Decoder> make_unit_decoder(const nlohmann::json& optio
 }  // namespace
 
 UNITRAIN_PLUGIN(kUnitDecoder, unitrain::Decoder, "decoder", "unit_decoder", "0.1.0",
-                "DETR post-norm decoder with per-task learned queries (UniT)", kDefaultsJson,
-                kReadme, make_unit_decoder);
+                "DETR post-norm decoder with per-task learned queries (UniT)",
+                unitrain::decoders::unit_decoder_option_set().defaults_json().c_str(), kReadme,
+                make_unit_decoder);
 UNITRAIN_EXPORT_PLUGINS(&kUnitDecoder);
+UNITRAIN_EXPORT_OPTION_TABLES(UNITRAIN_OPTION_TABLE(
+    "decoder", "unit_decoder", &unitrain::decoders::unit_decoder_option_set));

@@ -12,6 +12,7 @@
 
 #include "unitrain/decoder.h"
 #include "unitrain/nn/transformer.h"
+#include "unitrain/options.h"
 #include "unitrain/weights/importer.h"
 
 namespace unitrain::decoders {
@@ -46,6 +47,11 @@ struct UnitDecoderOptions {
   TORCH_ARG(std::vector<std::string>, fusion_tasks);
 };
 
+// Every option declared once (key, meaning, rule; the default is the field's): the
+// plugin's defaults JSON, the parsing below, to_json and the README's key table.
+const options::OptionSet<UnitDecoderOptions>& unit_decoder_option_set();
+
+// Throws ConfigError "<where>/<key>: ...".
 UnitDecoderOptions unit_decoder_options_from_json(const nlohmann::json& j,
                                                   const std::string& where);
 nlohmann::json to_json(const UnitDecoderOptions& options);

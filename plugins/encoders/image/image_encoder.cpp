@@ -11,7 +11,6 @@ namespace unitrain::image {
 namespace {
 
 using options::key_path;
-using options::read;
 
 int64_t stage_index(const std::string& return_layer, const std::string& where) {
   for (int64_t i = 1; i <= 4; ++i) {
@@ -21,28 +20,8 @@ int64_t stage_index(const std::string& return_layer, const std::string& where) {
                     "\" (valid: layer1, layer2, layer3, layer4)");
 }
 
-}  // namespace
-
-ImageEncoderOptions image_encoder_options_from_json(const nlohmann::json& j,
-                                                    const std::string& where) {
-  ImageEncoderOptions o;
-  read(j, where, "depth", o.depth());
-  read(j, where, "width", o.width());
-  read(j, where, "layers", o.layers());
-  read(j, where, "dilation", o.dilation());
-  read(j, where, "return_layer", o.return_layer());
-  read(j, where, "trainable_layers", o.trainable_layers());
-  read(j, where, "hidden_dim", o.hidden_dim());
-  read(j, where, "num_layers", o.num_layers());
-  read(j, where, "num_heads", o.num_heads());
-  read(j, where, "dim_feedforward", o.dim_feedforward());
-  read(j, where, "dropout", o.dropout());
-  read(j, where, "residual", o.residual());
-  read(j, where, "task_token", o.task_token());
-  read(j, where, "max_tasks", o.max_tasks());
-  read(j, where, "keep_task_token", o.keep_task_token());
-  read(j, where, "output_dim", o.output_dim());
-
+// The checks a single rule does not say, after every option is read.
+void check_together(const ImageEncoderOptions& o, const nlohmann::json&, const std::string& where) {
   static const int64_t kDepths[] = {18, 34, 50, 101, 152};
   if (std::find(std::begin(kDepths), std::end(kDepths), o.depth()) == std::end(kDepths)) {
     throw ConfigError(key_path(where, "depth") + ": must be 18, 34, 50, 101 or 152, got " +
@@ -55,51 +34,63 @@ ImageEncoderOptions image_encoder_options_from_json(const nlohmann::json& j,
   for (int64_t n : o.layers()) {
     if (n < 1) throw ConfigError(key_path(where, "layers") + ": block counts must be >= 1");
   }
-  stage_index(o.return_layer(), where);
-  if (o.trainable_layers() < 0 || o.trainable_layers() > 5) {
-    throw ConfigError(key_path(where, "trainable_layers") + ": must be 0..5, got " +
-                      std::to_string(o.trainable_layers()));
-  }
-  if (o.width() < 1) throw ConfigError(key_path(where, "width") + ": must be positive");
   if (o.hidden_dim() < 2 || o.hidden_dim() % 2 != 0) {
     throw ConfigError(key_path(where, "hidden_dim") +
                       ": must be positive and even (half of it encodes y, half x), got " +
                       std::to_string(o.hidden_dim()));
   }
-  if (o.num_heads() < 1 || o.hidden_dim() % o.num_heads() != 0) {
+  if (o.hidden_dim() % o.num_heads() != 0) {
     throw ConfigError(key_path(where, "num_heads") + ": must divide hidden_dim (" +
                       std::to_string(o.hidden_dim()) + "), got " + std::to_string(o.num_heads()));
   }
-  if (o.num_layers() < 0) throw ConfigError(key_path(where, "num_layers") + ": must be >= 0");
-  if (o.dim_feedforward() < 1) {
-    throw ConfigError(key_path(where, "dim_feedforward") + ": must be positive");
-  }
-  if (o.dropout() < 0 || o.dropout() >= 1) {
-    throw ConfigError(key_path(where, "dropout") + ": must be in [0, 1)");
-  }
-  if (o.max_tasks() < 1) throw ConfigError(key_path(where, "max_tasks") + ": must be positive");
-  if (o.output_dim() < 1) throw ConfigError(key_path(where, "output_dim") + ": must be positive");
-  return o;
 }
 
-nlohmann::json to_json(const ImageEncoderOptions& o) {
-  return {{"depth", o.depth()},
-          {"width", o.width()},
-          {"layers", o.layers()},
-          {"dilation", o.dilation()},
-          {"return_layer", o.return_layer()},
-          {"trainable_layers", o.trainable_layers()},
-          {"hidden_dim", o.hidden_dim()},
-          {"num_layers", o.num_layers()},
-          {"num_heads", o.num_heads()},
-          {"dim_feedforward", o.dim_feedforward()},
-          {"dropout", o.dropout()},
-          {"residual", o.residual()},
-          {"task_token", o.task_token()},
-          {"max_tasks", o.max_tasks()},
-          {"keep_task_token", o.keep_task_token()},
-          {"output_dim", o.output_dim()}};
+}  // namespace
+
+const options::OptionSet<ImageEncoderOptions>& image_encoder_option_set() {
+  using options::at_least;
+  static const auto set =
+      options::OptionSet<ImageEncoderOptions>()
+          .add(UNITRAIN_OPTION(depth),
+               "ResNet depth: 18, 34 (BasicBlock), 50, 101, 152 (Bottleneck)")
+          .add(UNITRAIN_OPTION(width),
+               "base channels; stage i has `width * 2^i` (x4 after a bottleneck)", at_least(1))
+          .add(UNITRAIN_OPTION(layers),
+               "blocks per stage (4 numbers), overriding `depth` (tiny models: `[1,1,1,1]`)")
+          .add(UNITRAIN_OPTION(dilation), "dilate layer4 instead of striding (DC5)")
+          .add(UNITRAIN_OPTION(return_layer),
+               "stage encoded: `layer1`..`layer4` (strides 4, 8, 16, 32); later stages are not "
+               "built",
+               options::one_of({"layer1", "layer2", "layer3", "layer4"}))
+          .add(UNITRAIN_OPTION(trainable_layers),
+               "stages trained counting down from layer4 (5 = also the stem); others frozen",
+               options::between(0, 5))
+          .add(UNITRAIN_OPTION(hidden_dim), "transformer encoder width (even)")
+          .add(UNITRAIN_OPTION(num_layers), "encoder layers", at_least(0))
+          .add(UNITRAIN_OPTION(num_heads), "attention heads (divides `hidden_dim`)", at_least(1))
+          .add(UNITRAIN_OPTION(dim_feedforward), "feed-forward width", at_least(1))
+          .add(UNITRAIN_OPTION(dropout), "dropout in attention and feed-forward",
+               options::in_range(0, 1))
+          .add(UNITRAIN_OPTION(residual), "`memory = src + encoder(src)` (MMF `residual_in_encoder`)")
+          .add(UNITRAIN_OPTION(task_token),
+               "prepend `Embedding(max_tasks, hidden_dim)[task_index]` (mask false, zero position)")
+          .add(UNITRAIN_OPTION(max_tasks), "rows of the task embedding", at_least(1))
+          .add(UNITRAIN_OPTION(keep_task_token),
+               "keep the task token in the memory (S + 1); MMF drops it after the encoder")
+          .add(UNITRAIN_OPTION(output_dim),
+               "memory width for the decoder; Linear projections of memory and position "
+               "embedding when it differs from `hidden_dim`",
+               at_least(1))
+          .validate(check_together);
+  return set;
 }
+
+ImageEncoderOptions image_encoder_options_from_json(const nlohmann::json& j,
+                                                    const std::string& where) {
+  return image_encoder_option_set().parse(j, where);
+}
+
+nlohmann::json to_json(const ImageEncoderOptions& o) { return image_encoder_option_set().to_json(o); }
 
 ImageEncoderImpl::ImageEncoderImpl(const ImageEncoderOptions& options_) : options(options_) {
   reset();
@@ -222,14 +213,6 @@ EncoderOutput ImageEncoderImpl::forward(const torch::Tensor& image,
 
 namespace {
 
-// Every key with its default; the host rejects keys not listed here.
-constexpr const char* kDefaultsJson = R"({
-  "depth": 50, "width": 64, "layers": [], "dilation": false, "return_layer": "layer4",
-  "trainable_layers": 3, "hidden_dim": 256, "num_layers": 6, "num_heads": 8,
-  "dim_feedforward": 2048, "dropout": 0.1, "residual": true, "task_token": false,
-  "max_tasks": 256, "keep_task_token": false, "output_dim": 768
-})";
-
 std::shared_ptr<unitrain::Encoder> make_image_encoder(const nlohmann::json& options) {
   auto o = unitrain::image::image_encoder_options_from_json(options, "");
   return std::make_shared<unitrain::image::ImageEncoderImpl>(o);
@@ -238,6 +221,9 @@ std::shared_ptr<unitrain::Encoder> make_image_encoder(const nlohmann::json& opti
 }  // namespace
 
 UNITRAIN_PLUGIN(kImageEncoder, unitrain::Encoder, "encoder", "image", "0.1.0",
-                "ResNet + DETR transformer image encoder (UniT)", kDefaultsJson, kReadme,
+                "ResNet + DETR transformer image encoder (UniT)",
+                unitrain::image::image_encoder_option_set().defaults_json().c_str(), kReadme,
                 make_image_encoder);
 UNITRAIN_EXPORT_PLUGINS(&kImageEncoder);
+UNITRAIN_EXPORT_OPTION_TABLES(
+    UNITRAIN_OPTION_TABLE("encoder", "image", &unitrain::image::image_encoder_option_set));

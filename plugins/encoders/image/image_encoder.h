@@ -12,6 +12,7 @@
 #include "resnet.h"
 #include "unitrain/encoder.h"
 #include "unitrain/nn/transformer.h"
+#include "unitrain/options.h"
 #include "unitrain/weights/importer.h"
 
 namespace unitrain::image {
@@ -52,6 +53,10 @@ struct ImageEncoderOptions {
   // embedding when it differs from hidden_dim. Default: 768.
   TORCH_ARG(int64_t, output_dim) = 768;
 };
+
+// Every option declared once (key, meaning, rule; the default is the field's): the
+// plugin's defaults JSON, the parsing below, to_json and the README's key table.
+const options::OptionSet<ImageEncoderOptions>& image_encoder_option_set();
 
 // Reads options from a JSON object (every key optional here; the host has merged the
 // defaults). Throws ConfigError "<where>/<key>: ..." for wrong types or values.

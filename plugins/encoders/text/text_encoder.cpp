@@ -10,82 +10,63 @@ namespace unitrain::text {
 namespace {
 
 using options::key_path;
-using options::read;
 
-void require_positive(int64_t value, const std::string& where, const char* key) {
-  if (value < 1) {
-    throw ConfigError(key_path(where, key) + ": must be positive, got " + std::to_string(value));
-  }
-}
-
-void require_probability(double value, const std::string& where, const char* key) {
-  if (value < 0 || value >= 1) {
-    throw ConfigError(key_path(where, key) + ": must be in [0, 1), got " + std::to_string(value));
+void check_together(const TextEncoderOptions& o, const nlohmann::json&, const std::string& where) {
+  if (o.hidden_dim() % o.num_heads() != 0) {
+    throw ConfigError(key_path(where, "num_heads") + ": must divide hidden_dim (" +
+                      std::to_string(o.hidden_dim()) + "), got " + std::to_string(o.num_heads()));
   }
 }
 
 }  // namespace
 
+const options::OptionSet<TextEncoderOptions>& text_encoder_option_set() {
+  using options::at_least;
+  using options::in_range;
+  static const auto set =
+      options::OptionSet<TextEncoderOptions>()
+          .add(UNITRAIN_OPTION(vocab_size),
+               "token embedding rows (bert-base-uncased); replaced by the tokenizer's size when "
+               "`tokenizer` is set",
+               at_least(1))
+          // Read by text_encoder_options_from_json: it only sets vocab_size.
+          .add_json("tokenizer", nullptr, "object or null",
+                    "a tokenizer block (`type`, `vocab`, `lower_case`, `max_length`) whose "
+                    "vocabulary size sets `vocab_size`")
+          .add(UNITRAIN_OPTION(hidden_dim), "BERT hidden size", at_least(1))
+          .add(UNITRAIN_OPTION(num_layers), "transformer layers", at_least(0))
+          .add(UNITRAIN_OPTION(num_heads), "attention heads (divides `hidden_dim`)", at_least(1))
+          .add(UNITRAIN_OPTION(intermediate_dim), "feed-forward width", at_least(1))
+          .add(UNITRAIN_OPTION(max_position), "longest input", at_least(1))
+          .add(UNITRAIN_OPTION(type_vocab_size), "segment ids", at_least(1))
+          .add(UNITRAIN_OPTION(dropout), "dropout on embeddings and hidden states", in_range(0, 1))
+          .add(UNITRAIN_OPTION(attention_dropout), "dropout on attention weights", in_range(0, 1))
+          .add(UNITRAIN_OPTION(layer_norm_eps), "LayerNorm epsilon")
+          .add(UNITRAIN_OPTION(init_std), "std of the normal initialization (BERT)")
+          .add(UNITRAIN_OPTION(task_token),
+               "prepend `Embedding(max_tasks, hidden_dim)[task_index]` after the embeddings")
+          .add(UNITRAIN_OPTION(max_tasks), "rows of the task embedding", at_least(1))
+          .add(UNITRAIN_OPTION(keep_task_token),
+               "keep the task token in the memory (S = T + 1); MMF drops it")
+          .add(UNITRAIN_OPTION(keep_only_cls),
+               "memory = the [CLS] position only (UniT: SNLI-VE and GLUE tasks)")
+          .add(UNITRAIN_OPTION(output_dim), "memory width for the decoder", at_least(1))
+          .validate(check_together);
+  return set;
+}
+
 TextEncoderOptions text_encoder_options_from_json(const nlohmann::json& j,
                                                   const std::string& where) {
-  TextEncoderOptions o;
-  read(j, where, "vocab_size", o.vocab_size());
-  read(j, where, "hidden_dim", o.hidden_dim());
-  read(j, where, "num_layers", o.num_layers());
-  read(j, where, "num_heads", o.num_heads());
-  read(j, where, "intermediate_dim", o.intermediate_dim());
-  read(j, where, "max_position", o.max_position());
-  read(j, where, "type_vocab_size", o.type_vocab_size());
-  read(j, where, "dropout", o.dropout());
-  read(j, where, "attention_dropout", o.attention_dropout());
-  read(j, where, "layer_norm_eps", o.layer_norm_eps());
-  read(j, where, "init_std", o.init_std());
-  read(j, where, "task_token", o.task_token());
-  read(j, where, "max_tasks", o.max_tasks());
-  read(j, where, "keep_task_token", o.keep_task_token());
-  read(j, where, "keep_only_cls", o.keep_only_cls());
-  read(j, where, "output_dim", o.output_dim());
+  TextEncoderOptions o = text_encoder_option_set().parse(j, where);
   if (j.contains("tokenizer") && !j.at("tokenizer").is_null()) {
     const std::string tok_where = key_path(where, "tokenizer");
     auto tokenizer = make_tokenizer(tokenizer_options_from_json(j.at("tokenizer"), tok_where));
     o.vocab_size(tokenizer->vocab_size());
   }
-  require_positive(o.vocab_size(), where, "vocab_size");
-  require_positive(o.hidden_dim(), where, "hidden_dim");
-  require_positive(o.num_heads(), where, "num_heads");
-  if (o.hidden_dim() % o.num_heads() != 0) {
-    throw ConfigError(key_path(where, "num_heads") + ": must divide hidden_dim (" +
-                      std::to_string(o.hidden_dim()) + "), got " + std::to_string(o.num_heads()));
-  }
-  if (o.num_layers() < 0) throw ConfigError(key_path(where, "num_layers") + ": must be >= 0");
-  require_positive(o.intermediate_dim(), where, "intermediate_dim");
-  require_positive(o.max_position(), where, "max_position");
-  require_positive(o.type_vocab_size(), where, "type_vocab_size");
-  require_probability(o.dropout(), where, "dropout");
-  require_probability(o.attention_dropout(), where, "attention_dropout");
-  require_positive(o.max_tasks(), where, "max_tasks");
-  require_positive(o.output_dim(), where, "output_dim");
   return o;
 }
 
-nlohmann::json to_json(const TextEncoderOptions& o) {
-  return {{"vocab_size", o.vocab_size()},
-          {"hidden_dim", o.hidden_dim()},
-          {"num_layers", o.num_layers()},
-          {"num_heads", o.num_heads()},
-          {"intermediate_dim", o.intermediate_dim()},
-          {"max_position", o.max_position()},
-          {"type_vocab_size", o.type_vocab_size()},
-          {"dropout", o.dropout()},
-          {"attention_dropout", o.attention_dropout()},
-          {"layer_norm_eps", o.layer_norm_eps()},
-          {"init_std", o.init_std()},
-          {"task_token", o.task_token()},
-          {"max_tasks", o.max_tasks()},
-          {"keep_task_token", o.keep_task_token()},
-          {"keep_only_cls", o.keep_only_cls()},
-          {"output_dim", o.output_dim()}};
-}
+nlohmann::json to_json(const TextEncoderOptions& o) { return text_encoder_option_set().to_json(o); }
 
 // ---------------------------------------------------------------------------------
 
@@ -209,15 +190,6 @@ EncoderOutput TextEncoderImpl::forward(const torch::Tensor& input_ids,
 
 namespace {
 
-// Every key with its default; "tokenizer": null accepts a TokenizerOptions object.
-constexpr const char* kDefaultsJson = R"({
-  "vocab_size": 30522, "hidden_dim": 768, "num_layers": 12, "num_heads": 12,
-  "intermediate_dim": 3072, "max_position": 512, "type_vocab_size": 2, "dropout": 0.1,
-  "attention_dropout": 0.1, "layer_norm_eps": 1e-12, "init_std": 0.02,
-  "task_token": false, "max_tasks": 256, "keep_task_token": false,
-  "keep_only_cls": false, "output_dim": 768, "tokenizer": null
-})";
-
 std::shared_ptr<unitrain::Encoder> make_text_encoder(const nlohmann::json& options) {
   auto o = unitrain::text::text_encoder_options_from_json(options, "");
   return std::make_shared<unitrain::text::TextEncoderImpl>(o);
@@ -227,5 +199,8 @@ std::shared_ptr<unitrain::Encoder> make_text_encoder(const nlohmann::json& optio
 
 UNITRAIN_PLUGIN(kTextEncoder, unitrain::Encoder, "encoder", "text", "0.1.0",
                 "BERT-style text encoder with projections to the decoder width (UniT)",
-                kDefaultsJson, kReadme, make_text_encoder);
+                unitrain::text::text_encoder_option_set().defaults_json().c_str(), kReadme,
+                make_text_encoder);
 UNITRAIN_EXPORT_PLUGINS(&kTextEncoder);
+UNITRAIN_EXPORT_OPTION_TABLES(
+    UNITRAIN_OPTION_TABLE("encoder", "text", &unitrain::text::text_encoder_option_set));

@@ -10,6 +10,7 @@
 
 #include "unitrain/encoder.h"
 #include "unitrain/nn/transformer.h"
+#include "unitrain/options.h"
 #include "unitrain/sizes.h"
 #include "unitrain/weights/importer.h"
 
@@ -48,6 +49,10 @@ struct TextEncoderOptions {
   // Width of memory and position embedding after the Linear projections. Default: 768.
   TORCH_ARG(int64_t, output_dim) = 768;
 };
+
+// Every option declared once (key, meaning, rule; the default is the field's): the
+// plugin's defaults JSON, the parsing below, to_json and the README's key table.
+const options::OptionSet<TextEncoderOptions>& text_encoder_option_set();
 
 // Reads options from a JSON object. A "tokenizer" object (TokenizerOptions) sets
 // vocab_size from the tokenizer's vocabulary. Throws ConfigError "<where>/<key>: ...".
