@@ -1,29 +1,29 @@
 // A minimal task head: a linear classifier on the mean of all queries of the last
-// decoder layer. Shows the whole plugin contract: Options, options_from_json, the
-// module, the factory and the export line.
+// decoder layer. Shows the whole plugin contract: Options declared once (defaults,
+// parsing, to_json and the key table from one declaration), the module, the factory and
+// the export lines.
 #include <unitrain/head.h>
+#include <unitrain/options.h>
 
 namespace linear_probe {
 
 struct LinearProbeOptions {
-  int64_t in_dim = 768;   // decoder width D
-  int64_t num_labels = 2;  // classes
+  TORCH_ARG(int64_t, in_dim) = 768;    // decoder width D
+  TORCH_ARG(int64_t, num_labels) = 2;  // classes
 };
 
-LinearProbeOptions options_from_json(const nlohmann::json& j) {
-  LinearProbeOptions o;
-  o.in_dim = j.at("in_dim").get<int64_t>();
-  o.num_labels = j.at("num_labels").get<int64_t>();
-  if (o.in_dim <= 0 || o.num_labels < 2) {
-    throw std::invalid_argument("in_dim must be > 0 and num_labels >= 2");
-  }
-  return o;
+const unitrain::options::OptionSet<LinearProbeOptions>& option_set() {
+  using namespace unitrain::options;
+  static const auto set = OptionSet<LinearProbeOptions>()
+                              .add(UNITRAIN_OPTION(in_dim), "decoder width D", at_least(1))
+                              .add(UNITRAIN_OPTION(num_labels), "classes", at_least(2));
+  return set;
 }
 
 class LinearProbe : public unitrain::Head {
  public:
   explicit LinearProbe(const LinearProbeOptions& o) {
-    fc_ = register_module("fc", torch::nn::Linear(o.in_dim, o.num_labels));
+    fc_ = register_module("fc", torch::nn::Linear(o.in_dim(), o.num_labels()));
   }
 
   // decoder_out [L,B,Q,D] -> logits [B,C]; loss: cross-entropy against batch.labels [B].
@@ -48,14 +48,16 @@ class LinearProbe : public unitrain::Head {
 };
 
 std::shared_ptr<unitrain::Head> make(const nlohmann::json& options) {
-  return std::make_shared<LinearProbe>(options_from_json(options));
+  return std::make_shared<LinearProbe>(option_set().parse(options));
 }
 
 }  // namespace linear_probe
 
 UNITRAIN_PLUGIN(kLinearProbe, unitrain::Head, "head", "linear_probe", "1.0.0",
                 "Linear classifier on the mean of the decoder queries",
-                R"({"in_dim": 768, "num_labels": 2})",
-                "Keys: in_dim (int, 768): decoder width; num_labels (int, 2): classes.",
+                linear_probe::option_set().defaults_json().c_str(),
+                linear_probe::option_set().markdown().c_str(),  // the README: its key table
                 linear_probe::make);
 UNITRAIN_EXPORT_PLUGINS(&kLinearProbe);
+UNITRAIN_EXPORT_OPTION_TABLES(
+    UNITRAIN_OPTION_TABLE("head", "linear_probe", &linear_probe::option_set));

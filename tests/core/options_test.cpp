@@ -114,6 +114,31 @@ TEST(Options, RuleViolationsNameTheKeyTheRuleAndTheValue) {
   }
 }
 
+TEST(Options, RuleBoundsSayWhetherTheyAreIncluded) {
+  struct Rate {
+    TORCH_ARG(double, lr) = 0.1;
+    TORCH_ARG(double, keep) = 0.5;
+    TORCH_ARG(int64_t, layers) = 3;
+  };
+  static const auto set = options::OptionSet<Rate>()
+                              .add(UNITRAIN_OPTION(lr), "step size", options::above(0))
+                              .add(UNITRAIN_OPTION(keep), "share kept", options::above_up_to(0, 1))
+                              .add(UNITRAIN_OPTION(layers), "layers", options::between(0, 5));
+  auto error = [](const nlohmann::json& json) {
+    try {
+      set.parse(json);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error({{"lr", 0}}), "lr: must be > 0, got 0.0");
+  EXPECT_EQ(error({{"keep", 0.0}}), "keep: must be in (0, 1], got 0.0");
+  EXPECT_EQ(error({{"keep", 1}}), "no error");
+  EXPECT_EQ(error({{"layers", 6}}), "layers: must be in [0, 5], got 6");
+  EXPECT_EQ(error({{"layers", 5}, {"lr", 1e-9}}), "no error");
+}
+
 TEST(Options, ToJsonRoundTrip) {
   auto json = toy_option_set().to_json(ToyOptions(5).width(32).activation("gelu").layers({1, 1}));
   EXPECT_EQ(json.at("num_labels"), 5);

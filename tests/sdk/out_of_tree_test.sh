@@ -34,6 +34,9 @@ all=$("$tmp/prefix/bin/unitrain" plugins)
 echo "$all" | grep -q "(from installed beside the executable)" || { echo "installed plugins: $all"; exit 1; }
 show=$("$tmp/prefix/bin/unitrain" --plugin "$plugin" plugins show linear_probe)
 echo "$show" | grep -q '"num_labels": 2' || { echo "defaults missing: $show"; exit 1; }
+# Its key table, generated from its option declaration (unitrain/options.h).
+table=$("$tmp/prefix/bin/unitrain" --plugin "$plugin" plugins show linear_probe --options-markdown)
+echo "$table" | grep -qF '| `num_labels` | int | 2 | classes |' || { echo "options table: $table"; exit 1; }
 
 # The dataset and scheduler examples of docs/plugin_guide.md: built the same way (no
 # build type given: the SDK makes it Release), listed with their README, then used by

@@ -23,7 +23,8 @@ inline std::optional<std::string> declared_option_table(const PluginInfo& plugin
   const char* text = table ? table(plugin.kind.c_str(), plugin.name.c_str()) : nullptr;
   std::optional<std::string> result;
   if (text != nullptr) result = std::string(text);
-  dlclose(library);  // drops the reference NOLOAD took; the Registry keeps its own
+  // NOTE: no dlclose, as nowhere in unitrain (docs/plugin_guide.md, lifetime rules); the
+  // library stays loaded by the Registry anyway.
   return result;
 }
 

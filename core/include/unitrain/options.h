@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "unitrain/errors.h"
+#include "unitrain/json_text.h"
 
 namespace unitrain::options {
 
@@ -41,9 +42,8 @@ inline std::string key_path(const std::string& where, const std::string& key) {
   return where.empty() ? key : where + "/" + key;
 }
 
-namespace detail {
-
-// "an integer", "a string", ... (as the host's option check says it).
+// "an integer", "a string", ...: a JSON value's type as option messages name it (the
+// host's check of options against the defaults says it the same way).
 inline std::string json_type_name(const nlohmann::json& j) {
   switch (j.type()) {
     case nlohmann::json::value_t::null: return "null";
@@ -58,11 +58,10 @@ inline std::string json_type_name(const nlohmann::json& j) {
   }
 }
 
-// The value as JSON text, cut to 60 characters.
-inline std::string shown(const nlohmann::json& j) {
-  std::string text = j.dump();
-  return text.size() <= 60 ? text : text.substr(0, 57) + "...";
-}
+namespace detail {
+
+// The value as JSON text for a message, cut to 60 bytes (never throws on bad UTF-8).
+inline std::string shown(const nlohmann::json& j) { return shorten(json_text(j), 60); }
 
 [[noreturn]] inline void type_error(const nlohmann::json& given, const std::string& path,
                                     const std::string& expected) {
@@ -161,8 +160,9 @@ inline std::string bound_text(double bound) {
 
 // What a value must satisfy besides its type. Build one with the functions below.
 struct Rule {
-  std::optional<double> min;  // value >= min
+  std::optional<double> min;  // value >= min, or > min with min_exclusive
   std::optional<double> max;  // value <= max, or < max with max_exclusive
+  bool min_exclusive = false;
   bool max_exclusive = false;
   std::vector<std::string> one_of;  // the allowed strings
   // Runs on the JSON value as given, before it is read (for checks whose message must
@@ -174,6 +174,13 @@ struct Rule {
 inline Rule at_least(double minimum) {
   Rule rule;
   rule.min = minimum;
+  return rule;
+}
+
+// value > minimum.
+inline Rule above(double minimum) {
+  Rule rule = at_least(minimum);
+  rule.min_exclusive = true;
   return rule;
 }
 
@@ -189,6 +196,13 @@ inline Rule between(double low, double high) {
 inline Rule in_range(double low, double high) {
   Rule rule = between(low, high);
   rule.max_exclusive = true;
+  return rule;
+}
+
+// low < value <= high (a share: above_up_to(0, 1)).
+inline Rule above_up_to(double low, double high) {
+  Rule rule = between(low, high);
+  rule.min_exclusive = true;
   return rule;
 }
 
@@ -319,14 +333,18 @@ class OptionSet {
     void check_rule(const T& value, const std::string& path) const {
       if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
         const auto v = static_cast<double>(value);
-        const std::string got = ", got " + nlohmann::json(value).dump();
-        const bool low = rule.min && v < *rule.min;
+        const std::string got = ", got " + detail::shown(nlohmann::json(value));
+        const bool low = rule.min && (rule.min_exclusive ? v <= *rule.min : v < *rule.min);
         const bool high = rule.max && (rule.max_exclusive ? v >= *rule.max : v > *rule.max);
         if (rule.min && rule.max && (low || high)) {
-          throw ConfigError(path + ": must be in [" + detail::bound_text(*rule.min) + ", " +
-                            detail::bound_text(*rule.max) + (rule.max_exclusive ? ")" : "]") + got);
+          throw ConfigError(path + ": must be in " + (rule.min_exclusive ? "(" : "[") +
+                            detail::bound_text(*rule.min) + ", " + detail::bound_text(*rule.max) +
+                            (rule.max_exclusive ? ")" : "]") + got);
         }
-        if (low) throw ConfigError(path + ": must be >= " + detail::bound_text(*rule.min) + got);
+        if (low) {
+          throw ConfigError(path + ": must be " + (rule.min_exclusive ? "> " : ">= ") +
+                            detail::bound_text(*rule.min) + got);
+        }
         if (high) {
           throw ConfigError(path + ": must be " + (rule.max_exclusive ? "< " : "<= ") +
                             detail::bound_text(*rule.max) + got);
@@ -339,7 +357,7 @@ class OptionSet {
           allowed += (allowed.empty() ? "\"" : ", \"") + a + "\"";
         }
         throw ConfigError(path + ": expected one of " + allowed + ", got " +
-                          nlohmann::json(value).dump());
+                          detail::shown(nlohmann::json(value)));
       }
     }
     Access access;

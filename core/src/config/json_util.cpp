@@ -9,6 +9,7 @@
 
 #include "unitrain/config.h"
 #include "unitrain/json_text.h"
+#include "unitrain/options.h"
 
 namespace unitrain {
 namespace fs = std::filesystem;
@@ -30,19 +31,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-std::string type_name(const nlohmann::json& j) {
-  switch (j.type()) {
-    case nlohmann::json::value_t::null: return "null";
-    case nlohmann::json::value_t::boolean: return "a boolean";
-    case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned: return "an integer";
-    case nlohmann::json::value_t::number_float: return "a number";
-    case nlohmann::json::value_t::string: return "a string";
-    case nlohmann::json::value_t::array: return "an array";
-    case nlohmann::json::value_t::object: return "an object";
-    default: return "a value";
-  }
-}
+using options::json_type_name;
 
 std::string short_dump(const nlohmann::json& j) {
   std::string text = json_text(j);
@@ -64,7 +53,7 @@ bool compatible(const nlohmann::json& def, const nlohmann::json& value) {
 
 std::string expected_name(const nlohmann::json& def) {
   if (def.is_number_integer()) return "an integer";
-  return type_name(def);
+  return json_type_name(def);
 }
 
 // Records where the parser gave up; accepts everything else.
@@ -165,7 +154,7 @@ nlohmann::json merge_checked_at(const nlohmann::json& defaults, const nlohmann::
                                 const std::string& pointer, const Locator& where) {
   if (!value.is_object()) {
     throw ConfigError(fmt::format("{}: expected an object of options, found {} {}", where(pointer),
-                                  type_name(value), short_dump(value)));
+                                  json_type_name(value), short_dump(value)));
   }
   nlohmann::json merged = defaults;
   for (const auto& [key, item] : value.items()) {
@@ -181,7 +170,7 @@ nlohmann::json merge_checked_at(const nlohmann::json& defaults, const nlohmann::
     const auto& def = defaults.at(key);
     if (!compatible(def, item)) {
       throw ConfigError(fmt::format("{}: expected {}, found {} {}", where(item_pointer),
-                                    expected_name(def), type_name(item), short_dump(item)));
+                                    expected_name(def), json_type_name(item), short_dump(item)));
     }
     if (def.is_object() && !def.empty()) {
       merged[key] = merge_checked_at(def, item, item_pointer, where);
