@@ -17,6 +17,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "unitrain/option_table.h"
@@ -33,12 +34,20 @@ const char kRegenerate[] =
     "regenerate the tables with `UNITRAIN_UPDATE_OPTION_TABLES=1 build/tests/option_tables_test` "
     "(or paste `build/bin/unitrain plugins show NAME --options-markdown` between the markers)";
 
-// One marked table in a README: the text between the begin line and the end marker.
+// A README holding a marked table.
 struct Block {
   fs::path readme;
-  size_t start = 0;  // first character after the begin line
-  size_t end = 0;    // the end marker's position
 };
+
+// Where the table of `plugin` ("KIND/NAME") lies in a README's `text`: from the first
+// character after its begin line to its end marker; npos when not there.
+std::pair<size_t, size_t> find_table(const std::string& text, const std::string& plugin) {
+  const std::string begin = kBegin + plugin + " -->";
+  const size_t at = text.find(begin);
+  if (at == std::string::npos) return {std::string::npos, std::string::npos};
+  const size_t start = text.find('\n', at) + 1;
+  return {start, text.find(kEnd, start)};
+}
 
 std::string read_text(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -65,7 +74,7 @@ std::map<std::string, Block> marked_tables() {
       }
       const std::string name = text.substr(name_start, close - name_start);
       EXPECT_EQ(blocks.count(name), 0u) << where << ": a second table for " << name;
-      blocks[name] = {entry.path(), text.find('\n', close) + 1, end};
+      blocks[name] = {entry.path()};
     }
   }
   return blocks;
@@ -107,12 +116,13 @@ TEST(OptionTables, ReadmeTablesAreTheDeclaredOnes) {
       continue;
     }
     const Block& block = found->second;
-    std::string text = read_text(block.readme);
-    const std::string current = text.substr(block.start, block.end - block.start);
+    std::string text = read_text(block.readme);  // afresh: an update may have moved it
+    const auto [start, end] = find_table(text, plugin);
+    const std::string current = text.substr(start, end - start);
     if (current == *table) continue;
     const std::string readme = fs::relative(block.readme, UNITRAIN_SOURCE_DIR).string();
     if (update) {
-      text.replace(block.start, block.end - block.start, *table);
+      text.replace(start, end - start, *table);
       std::ofstream(block.readme, std::ios::binary) << text;
       std::cout << "rewrote the table of " << plugin << " in " << readme << "\n";
       continue;

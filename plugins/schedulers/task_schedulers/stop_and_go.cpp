@@ -14,11 +14,12 @@ using json = nlohmann::json;
 
 class StopAndGo : public TaskScheduler, public SchedulerFeedback {
  public:
-  explicit StopAndGo(const json& o)
-      : min_gain_(o.at("min_gain").get<double>()),
-        patience_(o.at("patience").get<int64_t>()),
-        stopped_every_(o.at("stopped_every").get<int64_t>()),
-        resume_drop_(o.at("resume_drop").get<double>()) {
+  explicit StopAndGo(const StopAndGoOptions& o)
+      : min_gain_(o.min_gain()),
+        patience_(o.patience()),
+        stopped_every_(o.stopped_every()),
+        resume_drop_(o.resume_drop()) {
+    // NOTE: checked here rather than by rules, whose messages differ from these (tested).
     if (patience_ < 1) throw std::invalid_argument("patience must be >= 1");
     if (stopped_every_ < 1) throw std::invalid_argument("stopped_every must be >= 1");
   }
@@ -115,6 +116,21 @@ class StopAndGo : public TaskScheduler, public SchedulerFeedback {
 
 }  // namespace
 
-std::shared_ptr<TaskScheduler> make_stop_and_go(const json& o) { return std::make_shared<StopAndGo>(o); }
+const options::OptionSet<StopAndGoOptions>& stop_and_go_option_set() {
+  static const auto set =
+      options::OptionSet<StopAndGoOptions>()
+          .add(UNITRAIN_OPTION(min_gain),
+               "relative gain of the headline metric below which an evaluation counts as flat")
+          .add(UNITRAIN_OPTION(patience), "flat evaluations in a row that stop a task (>= 1)")
+          .add(UNITRAIN_OPTION(stopped_every),
+               "a stopped task trains at every `stopped_every`-th of its turns (>= 1)")
+          .add(UNITRAIN_OPTION(resume_drop),
+               "relative fall below its best metric that sets a stopped task going again");
+  return set;
+}
+
+std::shared_ptr<TaskScheduler> make_stop_and_go(const json& o) {
+  return std::make_shared<StopAndGo>(stop_and_go_option_set().parse(o));
+}
 
 }  // namespace unitrain::schedulers

@@ -55,9 +55,8 @@ class Uniform : public FixedScheduler {
 // p_i ∝ (min(n_i, K) / sum)^(1/T): T = 1 proportional, T -> inf uniform.
 class Temperature : public FixedScheduler {
  public:
-  Temperature(double temperature, int64_t size_cap) : temperature_(temperature), cap_(size_cap) {
-    if (!(temperature > 0)) throw std::invalid_argument("temperature must be > 0");
-  }
+  explicit Temperature(const TemperatureOptions& o)
+      : temperature_(o.temperature()), cap_(o.size_cap()) {}
 
  private:
   std::vector<double> weights(const std::vector<SchedulerTask>& tasks) const override {
@@ -141,9 +140,7 @@ class SizeProportional : public TaskScheduler {
 // epoch is sum_i batches_per_epoch_i iterations.
 class Annealed : public TaskScheduler {
  public:
-  explicit Annealed(int64_t num_epochs) : num_epochs_(num_epochs) {
-    if (num_epochs < 1) throw std::invalid_argument("num_epochs must be >= 1");
-  }
+  explicit Annealed(const AnnealedOptions& o) : num_epochs_(o.num_epochs()) {}
   void setup(const std::vector<SchedulerTask>& tasks) override {
     if (tasks.empty()) throw std::invalid_argument("no tasks to schedule");
     tasks_ = tasks;
@@ -181,13 +178,30 @@ std::shared_ptr<TaskScheduler> make_size_proportional(const json&) {
   return std::make_shared<SizeProportional>();
 }
 std::shared_ptr<TaskScheduler> make_temperature(const json& o) {
-  return std::make_shared<Temperature>(o.at("temperature").get<double>(), o.at("size_cap").get<int64_t>());
+  return std::make_shared<Temperature>(temperature_option_set().parse(o));
 }
 std::shared_ptr<TaskScheduler> make_annealed(const json& o) {
-  return std::make_shared<Annealed>(o.at("num_epochs").get<int64_t>());
+  return std::make_shared<Annealed>(annealed_option_set().parse(o));
 }
 
 }  // namespace
+
+const options::OptionSet<TemperatureOptions>& temperature_option_set() {
+  static const auto set =
+      options::OptionSet<TemperatureOptions>()
+          .add(UNITRAIN_OPTION(temperature),
+               "T: 1 samples by size, larger T flattens towards uniform", options::above(0))
+          .add(UNITRAIN_OPTION(size_cap), "K, the size counted at most per task; 0 = no cap");
+  return set;
+}
+
+const options::OptionSet<AnnealedOptions>& annealed_option_set() {
+  static const auto set = options::OptionSet<AnnealedOptions>().add(
+      UNITRAIN_OPTION(num_epochs), "E, the epochs over which α falls from 1 to 0.2",
+      options::at_least(1));
+  return set;
+}
+
 }  // namespace unitrain::schedulers
 
 using namespace unitrain::schedulers;
@@ -202,19 +216,23 @@ UNITRAIN_PLUGIN(kRoundRobin, unitrain::TaskScheduler, "scheduler", "round_robin"
                 "Tasks in turn", "{}", kReadme, make_round_robin);
 UNITRAIN_PLUGIN(kTemperature, unitrain::TaskScheduler, "scheduler", "temperature", "1.0.0",
                 "p_i proportional to (n_i / sum n)^(1/T)",
-                R"({"temperature": 2.0, "size_cap": 0})", kReadme, make_temperature);
+                temperature_option_set().defaults_json().c_str(), kReadme, make_temperature);
 UNITRAIN_PLUGIN(kAnnealed, unitrain::TaskScheduler, "scheduler", "annealed", "1.0.0",
                 "p_i proportional to n_i^alpha, alpha from 1 to 0.2 over epochs",
-                R"({"num_epochs": 10})", kReadme, make_annealed);
+                annealed_option_set().defaults_json().c_str(), kReadme, make_annealed);
 UNITRAIN_PLUGIN(kMtdnnEpoch, unitrain::TaskScheduler, "scheduler", "mtdnn_epoch", "1.0.0",
                 "Every batch of every task once per epoch, shuffled (MT-DNN)", "{}", kReadme,
                 make_mtdnn_epoch);
 UNITRAIN_PLUGIN(kStopAndGo, unitrain::TaskScheduler, "scheduler", "stop_and_go", "1.0.0",
                 "Round robin; plateaued tasks train every 4th turn until they degrade (12-in-1)",
-                R"({"min_gain": 0.001, "patience": 2, "stopped_every": 4, "resume_drop": 0.005})",
-                kReadme, make_stop_and_go);
+                stop_and_go_option_set().defaults_json().c_str(), kReadme, make_stop_and_go);
 UNITRAIN_PLUGIN(kUncertainty, unitrain::TaskScheduler, "scheduler", "uncertainty", "1.0.0",
                 "Task and examples by the model's uncertainty on candidate batches (CA-MTL)",
-                R"({"keep": 0.5, "greedy": false})", kReadme, make_uncertainty);
+                uncertainty_option_set().defaults_json().c_str(), kReadme, make_uncertainty);
 UNITRAIN_EXPORT_PLUGINS(&kRatios, &kSizeProportional, &kUniform, &kRoundRobin, &kTemperature,
                         &kAnnealed, &kMtdnnEpoch, &kStopAndGo, &kUncertainty);
+UNITRAIN_EXPORT_OPTION_TABLES(
+    UNITRAIN_OPTION_TABLE("scheduler", "temperature", &temperature_option_set),
+    UNITRAIN_OPTION_TABLE("scheduler", "annealed", &annealed_option_set),
+    UNITRAIN_OPTION_TABLE("scheduler", "stop_and_go", &stop_and_go_option_set),
+    UNITRAIN_OPTION_TABLE("scheduler", "uncertainty", &uncertainty_option_set));

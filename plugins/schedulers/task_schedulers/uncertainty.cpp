@@ -20,9 +20,7 @@ using json = nlohmann::json;
 
 class Uncertainty : public TaskScheduler, public UncertaintySampling {
  public:
-  explicit Uncertainty(const json& o) : keep_(o.at("keep").get<double>()), greedy_(o.at("greedy").get<bool>()) {
-    if (!(keep_ > 0 && keep_ <= 1)) throw std::invalid_argument("keep must be in (0, 1]");
-  }
+  explicit Uncertainty(const UncertaintyOptions& o) : keep_(o.keep()), greedy_(o.greedy()) {}
 
   void setup(const std::vector<SchedulerTask>& tasks) override {
     if (tasks.empty()) throw std::invalid_argument("no tasks to schedule");
@@ -68,6 +66,18 @@ class Uncertainty : public TaskScheduler, public UncertaintySampling {
 
 }  // namespace
 
-std::shared_ptr<TaskScheduler> make_uncertainty(const json& o) { return std::make_shared<Uncertainty>(o); }
+const options::OptionSet<UncertaintyOptions>& uncertainty_option_set() {
+  static const auto set =
+      options::OptionSet<UncertaintyOptions>()
+          .add(UNITRAIN_OPTION(keep),
+               "share of the task's candidates the update trains on, the most uncertain first",
+               options::above_up_to(0, 1))
+          .add(UNITRAIN_OPTION(greedy), "take the most uncertain task instead of drawing it");
+  return set;
+}
+
+std::shared_ptr<TaskScheduler> make_uncertainty(const json& o) {
+  return std::make_shared<Uncertainty>(uncertainty_option_set().parse(o));
+}
 
 }  // namespace unitrain::schedulers
