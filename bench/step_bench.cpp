@@ -125,7 +125,7 @@ Args parse(int argc, char** argv) {
   if (a.autocast != "off" && a.autocast != "bf16" && a.autocast != "fp16") {
     usage("--autocast must be off, bf16 or fp16");
   }
-  if (a.autocast != "off" && a.device != "cuda") usage("--autocast needs --device cuda");
+  if (a.autocast == "fp16" && a.device != "cuda") usage("--autocast fp16 needs --device cuda (bf16 runs on both)");
   return a;
 }
 
@@ -174,16 +174,27 @@ struct Stopwatch {
 
 // Autocast for the forward pass only (backward runs outside it, as torch.autocast
 // recommends); the cast cache is cleared after each forward.
+// Whether the bench runs on CUDA (--device), for the autocast scope.
+bool g_cuda = false;
+
 struct AutocastScope {
   bool on;
+  bool cuda = g_cuda;
   AutocastScope(const std::string& mode) : on(mode != "off") {
     if (!on) return;
-    at::autocast::set_autocast_gpu_dtype(mode == "bf16" ? at::kBFloat16 : at::kHalf);
-    at::autocast::set_enabled(true);
+    const auto dtype = mode == "bf16" ? at::kBFloat16 : at::kHalf;
+    if (cuda) {
+      at::autocast::set_autocast_gpu_dtype(dtype);
+      at::autocast::set_enabled(true);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(dtype);
+      at::autocast::set_cpu_enabled(true);
+    }
   }
   ~AutocastScope() {
     if (!on) return;
-    at::autocast::set_enabled(false);
+    if (cuda) at::autocast::set_enabled(false);
+    else at::autocast::set_cpu_enabled(false);
     at::autocast::clear_cache();
   }
 };
@@ -460,6 +471,7 @@ json timings_json(const Timings& t) {
 int main(int argc, char** argv) try {
   Args args = parse(argc, argv);
   const torch::Device device(args.device);
+  g_cuda = device.is_cuda();
   if (device.is_cuda() && !torch::cuda::is_available()) {
     std::fprintf(stderr, "step_bench: --device cuda, but this LibTorch sees no CUDA device\n");
     return 1;

@@ -19,6 +19,7 @@
 #include "unitrain/registry.h"
 #include "unitrain/toy/toy_suite.h"
 #include "unitrain/trainer.h"
+#include "train/mixed_precision.h"
 
 namespace unitrain {
 namespace {
@@ -677,6 +678,120 @@ TEST(Trainer, NanLossStopsWithStepTaskAndValue) {
   EXPECT_THAT(message, HasSubstr("loss_ce=nan"));
   EXPECT_THAT(message, HasSubstr("test_dataset:train:"));  // the batch's first record
   EXPECT_EQ(trainer.step(), 3);
+}
+
+// --- mixed precision ---------------------------------------------------------------
+
+TEST(Autocast, Bf16ScopeRunsMatmulsInBfloat16OnTheCpu) {
+  const auto a = torch::randn({4, 8}), b = torch::randn({8, 3});
+  {
+    train::AutocastScope scope("bf16", torch::kCPU);
+    EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
+    {
+      train::AutocastScope inner("bf16", torch::kCPU);
+      EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
+    }
+    // Still on after the inner scope ends.
+    EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat);
+  // layer_norm of a bfloat16 activation with float32 weights runs in float32 (LibTorch
+  // 1.13's CPU autocast alone fails on it).
+  torch::nn::LayerNorm norm(torch::nn::LayerNormOptions({3}));
+  const auto x = torch::mm(a, b).to(torch::kBFloat16);
+  {
+    train::AutocastScope scope("bf16", torch::kCPU);
+    const auto y = norm(x);
+    EXPECT_EQ(y.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::allclose(y, norm(x.to(torch::kFloat)), 1e-6, 1e-6));
+  }
+  train::AutocastScope off("off", torch::kCPU);
+  EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat);
+}
+
+TEST(LossScaler, SkipsAndHalvesOnOverflowAndGrowsAfterItsInterval) {
+  train::LossScaler scaler(1024.0, 2.0, 0.5, 3);
+  EXPECT_FALSE(scaler.update(false));
+  EXPECT_EQ(scaler.scale(), 512.0);
+  EXPECT_EQ(scaler.skipped(), 1);
+  EXPECT_TRUE(scaler.update(true));
+  EXPECT_TRUE(scaler.update(true));
+  EXPECT_EQ(scaler.scale(), 512.0);
+  EXPECT_TRUE(scaler.update(true));  // the third finite update in a row
+  EXPECT_EQ(scaler.scale(), 1024.0);
+  EXPECT_TRUE(scaler.update(true));
+  EXPECT_FALSE(scaler.update(false));  // an overflow restarts the count
+  EXPECT_EQ(scaler.scale(), 512.0);
+
+  train::LossScaler restored(1024.0, 2.0, 0.5, 3);
+  restored.load_state(scaler.state());
+  EXPECT_EQ(restored.state(), scaler.state());
+  EXPECT_EQ(restored.skipped(), 2);
+  for (int i = 0; i < 3; ++i) restored.update(true);
+  EXPECT_EQ(restored.scale(), 1024.0);
+
+  auto p = torch::ones({3}).requires_grad_();
+  (p * 512.0 * torch::tensor({1.0f, 2.0f, 4.0f})).sum().backward();
+  scaler.unscale({p, torch::zeros({2}).requires_grad_()});  // one without a gradient
+  EXPECT_TRUE(torch::equal(p.grad(), torch::tensor({1.0f, 2.0f, 4.0f})));
+}
+
+// bf16 autocast: the forward's matmuls in bfloat16, parameters and updates in float32.
+// It trains as float32 does, its first loss within bfloat16's rounding of float32's but
+// not equal to it, and resumes bit for bit.
+TEST(Trainer, Bf16AutocastTrainsAndResumesExactly) {
+  test::TempDir dir;
+  json j = base_experiment();
+  j["training"]["max_steps"] = 60;
+  j["training"]["warmup_steps"] = 5;
+  Trainer plain(experiment(dir, j, "plain.json"), registry(), quiet(dir / "plain"));
+  plain.train();
+  j["training"]["autocast"] = "bf16";
+  Trainer mixed(experiment(dir, j, "bf16.json"), registry(), quiet(dir / "bf16"));
+  EvalResult result = mixed.train();
+  const auto a = losses(plain), b = losses(mixed);
+  ASSERT_EQ(b.size(), 60u);
+  EXPECT_NE(a[0], b[0]) << "autocast must change the forward's precision";
+  EXPECT_NEAR(a[0], b[0], 2e-2 * std::abs(a[0]));
+  EXPECT_LT(mean(b, 40, 60), 0.2 * mean(b, 0, 20));
+  EXPECT_GE(result["majority"]["accuracy"].get<double>(), 0.95) << result.dump();
+  for (const auto& p : mixed.model().parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
+  json resumed = base_experiment();
+  resumed["training"]["autocast"] = "bf16";
+  expect_exact_resume(resumed);
+}
+
+TEST(Trainer, Fp16AutocastNeedsCudaAndOneTaskPerUpdate) {
+  test::TempDir dir;
+  json j = base_experiment();
+  j["training"]["autocast"] = "fp16";
+  std::string message = error_of<ConfigError>([&] { Trainer t(experiment(dir, j), registry(), quiet(dir / "a")); });
+  EXPECT_THAT(message, HasSubstr("/training/autocast"));
+  EXPECT_THAT(message, HasSubstr("needs a CUDA device"));
+  EXPECT_THAT(message, HasSubstr("use \"bf16\" on the CPU"));
+  j["training"]["autocast"] = "fp32";
+  message = error_of<ConfigError>([&] { Trainer t(experiment(dir, j), registry(), quiet(dir / "b")); });
+  EXPECT_THAT(message, HasSubstr("/training/autocast: expected \"off\", \"bf16\" or \"fp16\", found \"fp32\""));
+}
+
+// float16 on a GPU: the loss scale is logged, kept in the checkpoint, and training
+// learns the task.
+TEST(Trainer, Fp16AutocastWithLossScale_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  test::TempDir dir;
+  json j = base_experiment();
+  j["device"] = "cuda";
+  j["training"]["max_steps"] = 60;
+  j["training"]["warmup_steps"] = 5;
+  j["training"]["autocast"] = "fp16";
+  Trainer trainer(experiment(dir, j), registry(), quiet(dir / "run"));
+  EvalResult result = trainer.train();
+  EXPECT_GE(result["majority"]["accuracy"].get<double>(), 0.95) << result.dump();
+  const auto lines = read_jsonl(dir / "run" / "metrics.jsonl");
+  bool logged = false;
+  for (const auto& line : lines) logged = logged || line.contains("loss_scale");
+  EXPECT_TRUE(logged);
+  for (const auto& p : trainer.model().parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
 }
 
 // --- run folder and checkpoints ----------------------------------------------------

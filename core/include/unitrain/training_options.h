@@ -30,6 +30,9 @@ struct TrainingOptions {
   int64_t eval_max_batches = 0;  // 0 = whole split
   int64_t checkpoint_every = 0;  // 0 = at the end only
   int64_t keep_checkpoints = 2;
+  // Mixed precision of the forward pass: "off", "bf16" (CPU or CUDA) or "fp16" (CUDA,
+  // with a dynamic loss scale). Parameters, gradients and the optimizer stay float32.
+  std::string autocast = "off";
 };
 
 // The "step" block: how many tasks one optimizer update trains on and how their

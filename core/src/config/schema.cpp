@@ -29,7 +29,8 @@ json training_defaults() {
     "eval_every": 0,
     "eval_max_batches": 0,
     "checkpoint_every": 0,
-    "keep_checkpoints": 2
+    "keep_checkpoints": 2,
+    "autocast": "off"
   })");
 }
 

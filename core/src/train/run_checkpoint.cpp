@@ -87,6 +87,8 @@ std::vector<data::LoaderState> restore(torch::serialize::InputArchive& archive,
       }
       run.combiner->load_state(state.at("combine"));
     }
+    // A checkpoint of a run without float16 starts the scale afresh.
+    if (run.loss_scaler && state.contains("loss_scale")) run.loss_scaler->load_state(state.at("loss_scale"));
   } catch (const json::exception& e) {
     throw CheckpointError(fmt::format("{}: malformed trainer state: {}", where, e.what()));
   }
@@ -156,6 +158,7 @@ void save_run_checkpoint(const fs::path& run_dir, const RunSetup& setup, const R
                 {"scheduler", run.scheduler->state()},
                 {"loaders", json::object()}};
   if (run.combiner) state["combine"] = run.combiner->state();
+  if (run.loss_scaler) state["loss_scale"] = run.loss_scaler->state();
   for (const auto& t : setup.tasks) {
     auto s = t.loader->state();
     state["loaders"][t.name] = {{"epoch", s.epoch}, {"position", s.position}};

@@ -11,6 +11,7 @@
 #include "unitrain/data/loader.h"
 #include "unitrain/scheduler.h"
 #include "train/build.h"
+#include "train/mixed_precision.h"
 
 namespace unitrain::train {
 
@@ -23,6 +24,8 @@ struct RunState {
   std::shared_ptr<TaskScheduler> scheduler;
   // The combine rule of multi-task updates (null: one task per update).
   std::shared_ptr<GradientCombiner> combiner;
+  // The float16 loss scale (training.autocast "fp16"; null otherwise).
+  std::shared_ptr<LossScaler> loss_scaler;
   Optimization optimization;
 };
 

@@ -19,6 +19,7 @@
 #include "train/build.h"
 #include "train/durable_file.h"
 #include "train/evaluation.h"
+#include "train/mixed_precision.h"
 #include "train/multitask_step.h"
 #include "train/uncertainty.h"
 #include "train/reports.h"
@@ -33,6 +34,10 @@ using train::TaskData;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Below this float16 loss scale (2^-16: 32 halvings from the initial 2^16 with no good
+// update between) the overflows are the model's own, not its gradients'.
+constexpr double kSmallestLossScale = 1.0 / 65536.0;
 
 train::RunSetupOptions setup_options(const TrainerConfig& config) {
   train::RunSetupOptions o;
@@ -83,9 +88,19 @@ struct Trainer::Impl {
           step, train::build_combiner(setup), train::task_names(setup));
       state.combiner = multitask->combiner_ptr();
     }
+    if (options.autocast == "fp16") {
+      if (multitask) {
+        throw ConfigError(fmt::format(
+            "{}: \"fp16\" (with its loss scale) does not combine with multi-task updates "
+            "(/step); use \"bf16\", which needs no loss scale",
+            experiment.where("/training/autocast")));
+      }
+      state.loss_scaler = std::make_shared<train::LossScaler>();
+    }
   }
 
   EvalResult evaluate(const std::string& split, int64_t max_batches) {
+    train::AutocastScope autocast(options.autocast, setup.device);
     return train::evaluate(setup, run_log, split, max_batches, state.step);
   }
 
@@ -180,7 +195,11 @@ struct Trainer::Impl {
         std::optional<Batch> batch = given ? std::move(given) : next_batch(t, step);
         if (parallel) parallel->attach(*batch);
         lap(t, &TaskData::data_s);
-        auto out = setup.model->forward(t.name, *batch, /*with_loss=*/true);
+        HeadOutput out;
+        {
+          train::AutocastScope autocast(options.autocast, setup.device);
+          out = setup.model->forward(t.name, *batch, /*with_loss=*/true);
+        }
         if (out.losses.empty()) {
           throw TrainingError(fmt::format("step {}: the head of task '{}' returned no loss", step, t.name));
         }
@@ -196,7 +215,10 @@ struct Trainer::Impl {
               "task's data (batch from {})",
               step, t.name, value, parts, batch->sources.empty() ? "?" : batch->sources.front()));
         }
-        (loss * (t.loss_weight / static_cast<double>(options.accumulate_steps))).backward();
+        // float16: scaled up so that small gradients survive; unscaled before the update.
+        const double loss_scale = state.loss_scaler ? state.loss_scaler->scale() : 1.0;
+        (loss.to(torch::kFloat) * (loss_scale * t.loss_weight / static_cast<double>(options.accumulate_steps)))
+            .backward();
         for (const auto& [name, v] : out.losses) named[name] += v.item<double>() / options.accumulate_steps;
         window_samples += batch->size;
         t.samples += batch->size;
@@ -241,8 +263,23 @@ struct Trainer::Impl {
       if (!multitask) last_task->last_loss = step_loss;
       // FlatAdamW updates nothing when the norm is not finite (a finite loss can still
       // have inf / NaN gradients, e.g. sqrt at 0): stop before a checkpoint holds them.
+      // Under a float16 loss scale that is an overflow: the update is skipped and the
+      // scale halved, as PyTorch's GradScaler does (the same on every rank: the
+      // gradients were averaged).
+      if (state.loss_scaler) state.loss_scaler->unscale(parameters);
       const double grad_norm = state.optimization.optimizer->step(options.clip_grad_norm);
-      if (!std::isfinite(grad_norm)) throw non_finite_gradient(grad_norm, task_name);
+      if (state.loss_scaler) {
+        state.loss_scaler->update(std::isfinite(grad_norm));
+        if (state.loss_scaler->scale() < kSmallestLossScale) {
+          throw TrainingError(fmt::format(
+              "step {}: the gradients of task '{}' stayed non-finite while the float16 loss "
+              "scale fell to {}; the model overflows float16 itself: use training.autocast "
+              "\"bf16\" or \"off\", or lower training.lr",
+              step, task_name, state.loss_scaler->scale()));
+        }
+      } else if (!std::isfinite(grad_norm)) {
+        throw non_finite_gradient(grad_norm, task_name);
+      }
       lap(*last_task, &TaskData::update_s);
       if (multitask) {
         for (size_t m = 0; m < drawn.size(); ++m) {
@@ -267,6 +304,7 @@ struct Trainer::Impl {
                      {"grad_norm", grad_norm},
                      {"samples_per_s", elapsed > 0 ? window_samples / elapsed : 0.0}};
         for (const auto& [name, v] : named) line[name] = v;
+        if (state.loss_scaler) line["loss_scale"] = state.loss_scaler->scale();
         if (uncertainty && !multitask) line["uncertainty"] = last_uncertainty;
         if (multitask) {
           json losses = json::object();

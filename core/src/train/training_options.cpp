@@ -35,6 +35,7 @@ TrainingOptions training_options_from_json(const nlohmann::json& j, const Experi
   o.eval_max_batches = j.at("eval_max_batches").get<int64_t>();
   o.checkpoint_every = j.at("checkpoint_every").get<int64_t>();
   o.keep_checkpoints = j.at("keep_checkpoints").get<int64_t>();
+  o.autocast = j.at("autocast").get<std::string>();
 
   auto fail = [&](const char* key, const std::string& what) {
     throw ConfigError(fmt::format("{}: {}, found {}", experiment.where(std::string("/training/") + key),
@@ -54,6 +55,13 @@ TrainingOptions training_options_from_json(const nlohmann::json& j, const Experi
   if (o.eval_every < 0) fail("eval_every", "expected an integer >= 0");
   if (o.checkpoint_every < 0) fail("checkpoint_every", "expected an integer >= 0");
   if (o.keep_checkpoints < 0) fail("keep_checkpoints", "expected an integer >= 0");
+  if (o.autocast != "off" && o.autocast != "bf16" && o.autocast != "fp16") {
+    fail("autocast", "expected \"off\", \"bf16\" or \"fp16\"");
+  }
+  if (o.autocast == "fp16" && experiment.json.value("device", std::string("cpu")).rfind("cuda", 0) != 0) {
+    fail("autocast", "\"fp16\" autocast needs a CUDA device (LibTorch autocasts to bfloat16 "
+                     "on the CPU): use \"bf16\" on the CPU");
+  }
   return o;
 }
 
