@@ -85,7 +85,8 @@ class PcGrad : public Rule {
 // is solved by projected gradient descent with backtracking, in double precision.
 class CaGrad : public Rule {
  public:
-  explicit CaGrad(const json& o) : alpha_(o.at("alpha").get<double>()), rescale_(o.at("rescale").get<int64_t>()) {
+  // NOTE: checked here, with messages that predate the option set (tested).
+  explicit CaGrad(const CaGradOptions& o) : alpha_(o.alpha()), rescale_(o.rescale()) {
     if (alpha_ < 0) throw std::invalid_argument("alpha must be >= 0");
     if (rescale_ < 0 || rescale_ > 2) throw std::invalid_argument("rescale must be 0, 1 or 2");
   }
@@ -161,6 +162,16 @@ class CaGrad : public Rule {
 }  // namespace
 
 std::unique_ptr<Rule> make_pcgrad(const json&) { return std::make_unique<PcGrad>(); }
-std::unique_ptr<Rule> make_cagrad(const json& o) { return std::make_unique<CaGrad>(o); }
+std::unique_ptr<Rule> make_cagrad(const json& o) {
+  return std::make_unique<CaGrad>(cagrad_option_set().parse(o));
+}
+
+const options::OptionSet<CaGradOptions>& cagrad_option_set() {
+  static const auto set =
+      options::OptionSet<CaGradOptions>()
+          .add(UNITRAIN_OPTION(alpha), "radius of the ball around g0 (>= 0)")
+          .add(UNITRAIN_OPTION(rescale), "divide by 1 + alpha^2 (1), 1 + alpha (2) or nothing (0)");
+  return set;
+}
 
 }  // namespace unitrain::combine

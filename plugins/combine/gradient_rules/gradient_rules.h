@@ -12,8 +12,38 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <torch/arg.h>
+
+#include "unitrain/options.h"
 
 namespace unitrain::combine {
+
+// The options of the rules that have any. JSON keys are the field names; each option is
+// declared once in its rule's option set (README.md's tables come from it).
+struct UncertaintyWeightingOptions {
+  TORCH_ARG(double, lr) = 0.001;  // Default: 0.001.
+  TORCH_ARG(double, init) = 0.0;  // Default: 0.
+};
+struct GradNormOptions {
+  TORCH_ARG(double, alpha) = 1.5;  // Default: 1.5.
+  TORCH_ARG(double, lr) = 0.025;   // Default: 0.025.
+};
+struct CaGradOptions {
+  TORCH_ARG(double, alpha) = 0.5;    // Default: 0.5.
+  TORCH_ARG(int64_t, rescale) = 1;   // Default: 1.
+};
+struct FamoOptions {
+  TORCH_ARG(double, lr) = 0.025;           // Default: 0.025.
+  TORCH_ARG(double, weight_decay) = 0.01;  // Default: 0.01.
+  TORCH_ARG(double, min_loss) = 0.0;       // Default: 0.
+};
+
+// loss_weighting.cpp
+const options::OptionSet<UncertaintyWeightingOptions>& uncertainty_weighting_option_set();
+const options::OptionSet<GradNormOptions>& gradnorm_option_set();
+const options::OptionSet<FamoOptions>& famo_option_set();
+// conflict.cpp
+const options::OptionSet<CaGradOptions>& cagrad_option_set();
 
 // One update, as the rules see it. Row i is the i-th task of the update.
 struct StepStats {

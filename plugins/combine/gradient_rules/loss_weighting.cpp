@@ -39,8 +39,10 @@ class Sum : public Rule {
 // d/ds_i = 1 - exp(-s_i) L_i, after the weights of this update are taken.
 class UncertaintyWeighting : public Rule {
  public:
-  explicit UncertaintyWeighting(const json& o)
-      : lr_(o.at("lr").get<double>()), init_(o.at("init").get<double>()) {
+  // NOTE: the rules check their options in their constructors, with messages that
+  // predate the option sets (tested); the sets declare types, defaults and meanings.
+  explicit UncertaintyWeighting(const UncertaintyWeightingOptions& o)
+      : lr_(o.lr()), init_(o.init()) {
     if (!(lr_ > 0)) throw std::invalid_argument("lr must be > 0");
   }
   void setup(const std::vector<std::string>& names) override {
@@ -86,7 +88,7 @@ class UncertaintyWeighting : public Rule {
 // |g_i| with the target held fixed, then the update's weights are renormalised to sum k.
 class GradNorm : public Rule {
  public:
-  explicit GradNorm(const json& o) : alpha_(o.at("alpha").get<double>()), lr_(o.at("lr").get<double>()) {
+  explicit GradNorm(const GradNormOptions& o) : alpha_(o.alpha()), lr_(o.lr()) {
     if (!(lr_ > 0)) throw std::invalid_argument("lr must be > 0");
   }
   void setup(const std::vector<std::string>& names) override {
@@ -146,10 +148,8 @@ class GradNorm : public Rule {
 // it is measured between consecutive updates (O(1) extra cost, a noisier signal).
 class Famo : public Rule {
  public:
-  explicit Famo(const json& o)
-      : lr_(o.at("lr").get<double>()),
-        weight_decay_(o.at("weight_decay").get<double>()),
-        min_loss_(o.at("min_loss").get<double>()) {
+  explicit Famo(const FamoOptions& o)
+      : lr_(o.lr()), weight_decay_(o.weight_decay()), min_loss_(o.min_loss()) {
     if (!(lr_ > 0)) throw std::invalid_argument("lr must be > 0");
   }
   void setup(const std::vector<std::string>& names) override {
@@ -239,9 +239,35 @@ void ScalarAdam::load_state(const json& s) {
 
 std::unique_ptr<Rule> make_sum(const json&) { return std::make_unique<Sum>(); }
 std::unique_ptr<Rule> make_uncertainty_weighting(const json& o) {
-  return std::make_unique<UncertaintyWeighting>(o);
+  return std::make_unique<UncertaintyWeighting>(uncertainty_weighting_option_set().parse(o));
 }
-std::unique_ptr<Rule> make_gradnorm(const json& o) { return std::make_unique<GradNorm>(o); }
-std::unique_ptr<Rule> make_famo(const json& o) { return std::make_unique<Famo>(o); }
+std::unique_ptr<Rule> make_gradnorm(const json& o) {
+  return std::make_unique<GradNorm>(gradnorm_option_set().parse(o));
+}
+std::unique_ptr<Rule> make_famo(const json& o) {
+  return std::make_unique<Famo>(famo_option_set().parse(o));
+}
+
+const options::OptionSet<UncertaintyWeightingOptions>& uncertainty_weighting_option_set() {
+  static const auto set = options::OptionSet<UncertaintyWeightingOptions>()
+                              .add(UNITRAIN_OPTION(lr), "Adam's step for v (> 0)")
+                              .add(UNITRAIN_OPTION(init), "v at the start");
+  return set;
+}
+
+const options::OptionSet<GradNormOptions>& gradnorm_option_set() {
+  static const auto set = options::OptionSet<GradNormOptions>()
+                              .add(UNITRAIN_OPTION(alpha), "restoring force")
+                              .add(UNITRAIN_OPTION(lr), "Adam's step for w (> 0)");
+  return set;
+}
+
+const options::OptionSet<FamoOptions>& famo_option_set() {
+  static const auto set = options::OptionSet<FamoOptions>()
+                              .add(UNITRAIN_OPTION(lr), "Adam's step for xi (> 0)")
+                              .add(UNITRAIN_OPTION(weight_decay), "weight decay of xi")
+                              .add(UNITRAIN_OPTION(min_loss), "the losses' lower bound");
+  return set;
+}
 
 }  // namespace unitrain::combine

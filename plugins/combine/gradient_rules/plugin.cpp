@@ -76,18 +76,23 @@ UNITRAIN_PLUGIN(kSum, GradientCombiner, "combine", "sum", "1.0.0",
                 make<make_sum>);
 UNITRAIN_PLUGIN(kUncertainty, GradientCombiner, "combine", "uncertainty_weighting", "1.0.0",
                 "Learned log-variance per task: exp(-s) L + s (Kendall et al. 2018)",
-                R"({"lr": 0.001, "init": 0.0})", kReadme, make<make_uncertainty_weighting>);
+                uncertainty_weighting_option_set().defaults_json().c_str(), kReadme,
+                make<make_uncertainty_weighting>);
 UNITRAIN_PLUGIN(kGradNorm, GradientCombiner, "combine", "gradnorm", "1.0.0",
                 "Task weights that balance gradient norms by training rate (Chen et al. 2018)",
-                R"({"alpha": 1.5, "lr": 0.025})", kReadme, make<make_gradnorm>);
+                gradnorm_option_set().defaults_json().c_str(), kReadme, make<make_gradnorm>);
 UNITRAIN_PLUGIN(kPcGrad, GradientCombiner, "combine", "pcgrad", "1.0.0",
                 "Project away conflicting task gradients (Yu et al. 2020)", "{}", kReadme,
                 make<make_pcgrad>);
 UNITRAIN_PLUGIN(kCaGrad, GradientCombiner, "combine", "cagrad", "1.0.0",
                 "Conflict-averse gradient in a ball around the mean (Liu et al. 2021)",
-                R"({"alpha": 0.5, "rescale": 1})", kReadme, make<make_cagrad>);
+                cagrad_option_set().defaults_json().c_str(), kReadme, make<make_cagrad>);
 UNITRAIN_PLUGIN(kFamo, GradientCombiner, "combine", "famo", "1.0.0",
                 "Fast adaptive multitask optimization, balanced loss decrease (Liu et al. 2023)",
-                R"({"lr": 0.025, "weight_decay": 0.01, "min_loss": 0.0})", kReadme,
-                make<make_famo>);
+                famo_option_set().defaults_json().c_str(), kReadme, make<make_famo>);
 UNITRAIN_EXPORT_PLUGINS(&kSum, &kUncertainty, &kGradNorm, &kPcGrad, &kCaGrad, &kFamo);
+UNITRAIN_EXPORT_OPTION_TABLES(
+    UNITRAIN_OPTION_TABLE("combine", "uncertainty_weighting", &uncertainty_weighting_option_set),
+    UNITRAIN_OPTION_TABLE("combine", "gradnorm", &gradnorm_option_set),
+    UNITRAIN_OPTION_TABLE("combine", "cagrad", &cagrad_option_set),
+    UNITRAIN_OPTION_TABLE("combine", "famo", &famo_option_set));
