@@ -656,6 +656,8 @@ TEST(Trainer, SchedulerFeedbackHearsLossesAndEvaluations) {
   EXPECT_EQ(state["evaluations"][0]["metrics"], logged.at(5));
   EXPECT_EQ(state["evaluations"][1]["step"], 10);
   EXPECT_EQ(state["evaluations"][1]["metrics"], logged.at(10));
+  // Each task's headline metric, from its evaluator, before each evaluation.
+  EXPECT_EQ(state["evaluations"][0]["headlines"], json({"accuracy", "accuracy"}));
 }
 
 TEST(Trainer, ResumeWithASchedulerThatListensIsExact) {

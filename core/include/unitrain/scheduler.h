@@ -68,9 +68,22 @@ class SchedulerFeedback {
   // loss_weight). Called before the next draw.
   virtual void observe_loss(size_t task, double loss) = 0;
   // After each evaluation (training.eval_every and the final one), with the number of
-  // updates so far and {task: {metric: value}}; each task's first metric is its
-  // headline (accuracy, VQA accuracy, COCO AP), higher is better.
+  // updates so far and {task: {metric: value}}. Which metric is a task's headline
+  // (accuracy, VQA accuracy, COCO AP; higher is better) a strategy learns through
+  // HeadlineMetrics below.
   virtual void observe_evaluation(int64_t step, const nlohmann::json& metrics) = 0;
+};
+
+// What a strategy that reads validation metrics is also told, when it derives from this
+// class too (found with dynamic_cast): each task's headline metric, the name its
+// evaluator gives (Evaluator::headline: "ap" for COCO, "vqa_accuracy" for VQAv2), in
+// setup's order, right before each SchedulerFeedback::observe_evaluation.
+class HeadlineMetrics {
+ public:
+  virtual ~HeadlineMetrics() = default;
+  // metric_of_task[t]: the key of task t's headline in the metrics that follow; empty
+  // when the task was not evaluated.
+  virtual void observe_headlines(const std::vector<std::string>& metric_of_task) = 0;
 };
 
 // What a strategy that picks from the model's uncertainty is told (CA-MTL's uncertainty

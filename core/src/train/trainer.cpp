@@ -99,6 +99,22 @@ struct Trainer::Impl {
     }
   }
 
+  // An evaluation's metrics to a scheduler that listens, with each task's headline
+  // metric first when it asks for them.
+  void tell_scheduler(const EvalResult& metrics) {
+    if (!feedback) return;
+    if (auto* headlines = dynamic_cast<HeadlineMetrics*>(state.scheduler.get())) {
+      std::vector<std::string> names;
+      for (const auto& t : setup.tasks) {
+        const bool evaluated = metrics.contains(t.name) && !metrics.at(t.name).empty();
+        names.push_back(evaluated ? (t.eval ? t.eval : t.train)->evaluator()->headline(metrics.at(t.name))
+                                  : std::string());
+      }
+      headlines->observe_headlines(names);
+    }
+    feedback->observe_evaluation(state.step, metrics);
+  }
+
   EvalResult evaluate(const std::string& split, int64_t max_batches) {
     train::AutocastScope autocast(options.autocast, setup.device);
     return train::evaluate(setup, run_log, split, max_batches, state.step);
@@ -322,7 +338,7 @@ struct Trainer::Impl {
       if (options.eval_every > 0 && step % options.eval_every == 0 && step < options.max_steps) {
         last_eval = evaluate("", options.eval_max_batches);
         run_log.write({{"step", step}, {"eval", last_eval}});
-        if (feedback) feedback->observe_evaluation(step, last_eval);
+        tell_scheduler(last_eval);
       }
       if (setup.writer && options.checkpoint_every > 0 && step % options.checkpoint_every == 0 &&
           step < options.max_steps) {
@@ -333,7 +349,7 @@ struct Trainer::Impl {
     if (setup.writer) save_checkpoint();
     last_eval = evaluate("", options.eval_max_batches);
     run_log.write({{"step", step}, {"eval", last_eval}});
-    if (feedback) feedback->observe_evaluation(step, last_eval);
+    tell_scheduler(last_eval);
     if (setup.writer) {
       train::write_text_durably(config.run_dir / train::kEvalFile, json_text(last_eval, 2) + "\n");
       train::write_text_durably(config.run_dir / train::kThroughputFile,

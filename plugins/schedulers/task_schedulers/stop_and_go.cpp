@@ -12,7 +12,7 @@ namespace {
 
 using json = nlohmann::json;
 
-class StopAndGo : public TaskScheduler, public SchedulerFeedback {
+class StopAndGo : public TaskScheduler, public SchedulerFeedback, public HeadlineMetrics {
  public:
   explicit StopAndGo(const StopAndGoOptions& o)
       : min_gain_(o.min_gain()),
@@ -51,11 +51,17 @@ class StopAndGo : public TaskScheduler, public SchedulerFeedback {
 
   void observe_loss(size_t, double) override {}
 
+  void observe_headlines(const std::vector<std::string>& metric_of_task) override {
+    headlines_ = metric_of_task;
+  }
+
   void observe_evaluation(int64_t, const json& metrics) override {
     for (size_t i = 0; i < tasks_.size(); ++i) {
       if (!metrics.contains(names_[i]) || metrics[names_[i]].empty()) continue;
-      // The headline: each task's first metric (accuracy, vqa_accuracy, ap).
-      const double value = metrics[names_[i]].begin().value().get<double>();
+      // The task's headline metric (its evaluator's), else its first.
+      const json& all = metrics[names_[i]];
+      const bool named = i < headlines_.size() && all.contains(headlines_[i]);
+      const double value = (named ? all.at(headlines_[i]) : all.begin().value()).get<double>();
       TaskState& t = tasks_[i];
       if (t.evaluations > 0) {
         const double gain = (value - t.last) / std::max(std::abs(t.last), 1e-12);
@@ -106,6 +112,7 @@ class StopAndGo : public TaskScheduler, public SchedulerFeedback {
     int64_t evaluations = 0;
     int64_t skipped_turns = 0;  // turns since the task stopped
   };
+  std::vector<std::string> headlines_;  // each task's headline metric (observe_headlines)
   double min_gain_;
   int64_t patience_, stopped_every_;
   double resume_drop_;

@@ -308,5 +308,23 @@ TEST(StopAndGo, OptionsChangeTheThresholdsAndTheStoppedRhythm) {
               ::testing::HasSubstr("patience must be >= 1"));
 }
 
+// The trainer names each task's headline (its evaluator's): stop-and-go reads that
+// metric, not the alphabetically first one. Here task a's "ap" plateaus while its
+// headline "ap50" rises, and task b has no headline (read: its first metric).
+TEST(StopAndGo, ReadsTheHeadlineMetricItIsTold) {
+  const std::vector<SchedulerTask> tasks = {{"a", 10, 1, 1.0}, {"b", 10, 1, 1.0}};
+  auto s = make("stop_and_go", {{"patience", 1}}, tasks);
+  auto* feedback = dynamic_cast<SchedulerFeedback*>(s.get());
+  auto* headlines = dynamic_cast<HeadlineMetrics*>(s.get());
+  ASSERT_NE(headlines, nullptr);
+  auto evaluate = [&](double ap, double ap50, double b) {
+    headlines->observe_headlines({"ap50", ""});
+    feedback->observe_evaluation(0, {{"a", {{"ap", ap}, {"ap50", ap50}}}, {"b", {{"accuracy", b}}}});
+  };
+  evaluate(0.30, 0.50, 0.5);
+  evaluate(0.30, 0.60, 0.5);  // a's ap is flat, its ap50 gains; b is flat: stopped
+  EXPECT_EQ(s->probabilities(), (std::vector<double>{1 / 1.25, 0.25 / 1.25}));
+}
+
 }  // namespace
 }  // namespace unitrain
