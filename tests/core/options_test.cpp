@@ -139,6 +139,17 @@ TEST(Options, RuleBoundsSayWhetherTheyAreIncluded) {
   EXPECT_EQ(error({{"layers", 5}, {"lr", 1e-9}}), "no error");
 }
 
+TEST(Options, CheckDividesNamesBothOptions) {
+  EXPECT_NO_THROW(options::check_divides("x.json:/d", "num_heads", 8, "d_model", 768));
+  try {
+    options::check_divides("x.json:/d", "num_heads", 5, "d_model", 768);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "x.json:/d/num_heads: must divide d_model (768), got 5");
+  }
+  EXPECT_THROW(options::check_divides("", "num_heads", 0, "d_model", 768), ConfigError);
+}
+
 TEST(Options, ToJsonRoundTrip) {
   auto json = toy_option_set().to_json(ToyOptions(5).width(32).activation("gelu").layers({1, 1}));
   EXPECT_EQ(json.at("num_labels"), 5);

@@ -171,40 +171,15 @@ struct Rule {
 };
 
 // value >= minimum.
-inline Rule at_least(double minimum) {
-  Rule rule;
-  rule.min = minimum;
-  return rule;
-}
-
+inline Rule at_least(double minimum) { return {minimum, std::nullopt, false, false, {}, {}}; }
 // value > minimum.
-inline Rule above(double minimum) {
-  Rule rule = at_least(minimum);
-  rule.min_exclusive = true;
-  return rule;
-}
-
+inline Rule above(double minimum) { return {minimum, std::nullopt, true, false, {}, {}}; }
 // low <= value <= high.
-inline Rule between(double low, double high) {
-  Rule rule;
-  rule.min = low;
-  rule.max = high;
-  return rule;
-}
-
+inline Rule between(double low, double high) { return {low, high, false, false, {}, {}}; }
 // low <= value < high (a dropout: in_range(0, 1)).
-inline Rule in_range(double low, double high) {
-  Rule rule = between(low, high);
-  rule.max_exclusive = true;
-  return rule;
-}
-
+inline Rule in_range(double low, double high) { return {low, high, false, true, {}, {}}; }
 // low < value <= high (a share: above_up_to(0, 1)).
-inline Rule above_up_to(double low, double high) {
-  Rule rule = between(low, high);
-  rule.min_exclusive = true;
-  return rule;
-}
+inline Rule above_up_to(double low, double high) { return {low, high, true, false, {}, {}}; }
 
 // One of the given strings.
 inline Rule one_of(std::vector<std::string> allowed) {
@@ -218,6 +193,15 @@ inline Rule check(std::function<void(const nlohmann::json& value, const std::str
   Rule rule;
   rule.check = std::move(f);
   return rule;
+}
+
+// For a `validate` function: "<where>/<key>: must divide <of> (<total>), got <value>"
+// unless `value` divides `total` (attention heads and the width they split).
+inline void check_divides(const std::string& where, const char* key, int64_t value,
+                          const char* of, int64_t total) {
+  if (value >= 1 && total % value == 0) return;
+  throw ConfigError(key_path(where, key) + ": must divide " + of + " (" + std::to_string(total) +
+                    "), got " + std::to_string(value));
 }
 
 // The options of one plugin: each declared once, bound to a field of Options.
@@ -271,13 +255,15 @@ class OptionSet {
   // keep their defaults; an undeclared key is an error. `where` (a file and JSON pointer)
   // prefixes the keys' paths in messages: "<where>/<key>: expected ..., found ...".
   Options parse(const nlohmann::json& json, const std::string& where = "") const {
-    if (!json.is_object()) detail::type_error(json, where.empty() ? "/" : where, "an object of options");
-    for (const auto& [key, value] : json.items()) {
-      if (find(key) == nullptr) {
-        std::string keys;
-        for (const auto& entry : entries_) keys += (keys.empty() ? "" : ", ") + entry->key;
-        throw ConfigError(key_path(where, key) + ": unknown key '" + key + "'; valid keys: " + keys);
-      }
+    if (!json.is_object()) {
+      detail::type_error(json, where.empty() ? "/" : where, "an object of options");
+    }
+    for (const auto& item : json.items()) {
+      if (find(item.key()) != nullptr) continue;
+      std::string keys;
+      for (const auto& entry : entries_) keys += (keys.empty() ? "" : ", ") + entry->key;
+      throw ConfigError(key_path(where, item.key()) + ": unknown key '" + item.key() +
+                        "'; valid keys: " + keys);
     }
     Options options = prototype_;
     for (const auto& entry : entries_) {

@@ -41,10 +41,7 @@ void check_together(const UnitDecoderOptions& o, const nlohmann::json&, const st
     throw ConfigError(key_path(where, "fusion_layers") +
                       ": fusion_tasks lists tasks but fusion_layers is 0");
   }
-  if (o.d_model() % o.num_heads() != 0) {
-    throw ConfigError(key_path(where, "num_heads") + ": must divide d_model (" +
-                      std::to_string(o.d_model()) + "), got " + std::to_string(o.num_heads()));
-  }
+  options::check_divides(where, "num_heads", o.num_heads(), "d_model", o.d_model());
 }
 
 }  // namespace

@@ -39,10 +39,7 @@ void check_together(const ImageEncoderOptions& o, const nlohmann::json&, const s
                       ": must be positive and even (half of it encodes y, half x), got " +
                       std::to_string(o.hidden_dim()));
   }
-  if (o.hidden_dim() % o.num_heads() != 0) {
-    throw ConfigError(key_path(where, "num_heads") + ": must divide hidden_dim (" +
-                      std::to_string(o.hidden_dim()) + "), got " + std::to_string(o.num_heads()));
-  }
+  options::check_divides(where, "num_heads", o.num_heads(), "hidden_dim", o.hidden_dim());
 }
 
 }  // namespace

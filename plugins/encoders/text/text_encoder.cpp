@@ -12,10 +12,7 @@ namespace {
 using options::key_path;
 
 void check_together(const TextEncoderOptions& o, const nlohmann::json&, const std::string& where) {
-  if (o.hidden_dim() % o.num_heads() != 0) {
-    throw ConfigError(key_path(where, "num_heads") + ": must divide hidden_dim (" +
-                      std::to_string(o.hidden_dim()) + "), got " + std::to_string(o.num_heads()));
-  }
+  options::check_divides(where, "num_heads", o.num_heads(), "hidden_dim", o.hidden_dim());
 }
 
 }  // namespace
