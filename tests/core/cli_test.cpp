@@ -162,5 +162,20 @@ TEST(Cli, PluginsShowPrintsTheBuiltInPluginsReadme) {
   }
 }
 
+// --options-markdown prints the key table a plugin's option declaration generates, and
+// refuses a plugin whose options are read by hand (the datasets, today).
+TEST(Cli, PluginsShowOptionsMarkdownPrintsTheDeclaredTable) {
+  auto table = test::run_unitrain("plugins show detr --options-markdown");
+  ASSERT_EQ(table.status, 0) << table.output;
+  EXPECT_EQ(table.output.rfind("| key | type | default | meaning |\n", 0), 0u) << table.output;
+  EXPECT_THAT(table.output, HasSubstr("| `num_classes` | int | 91 |"));
+  // The table alone, not the README.
+  EXPECT_THAT(table.output, ::testing::Not(HasSubstr("# detr")));
+  auto by_hand = test::run_unitrain("plugins show glue --options-markdown");
+  EXPECT_NE(by_hand.status, 0);
+  EXPECT_THAT(by_hand.output, HasSubstr("dataset 'glue'"));
+  EXPECT_THAT(by_hand.output, HasSubstr("does not declare its options"));
+}
+
 }  // namespace
 }  // namespace unitrain
