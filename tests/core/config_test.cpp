@@ -172,6 +172,10 @@ TEST(ExperimentErrors, DataWorkersAndPrefetchOutOfRange) {
                         "4 GiB) or a positive number of MiB, found -1"));
   EXPECT_THAT(validate_error(dir / "x.json", {"data.max_queued_mb=\"big\""}),
               HasSubstr("/data/max_queued_mb"));
+  EXPECT_THAT(validate_error(dir / "x.json", {"data.worker_nice=20"}),
+              HasSubstr("/data/worker_nice: expected an integer from 0 (the training thread's "
+                        "priority) to 19 (the lowest), found 20"));
+  EXPECT_THAT(validate_error(dir / "x.json", {"data.worker_nice=-1"}), HasSubstr("/data/worker_nice"));
 }
 
 TEST(ExperimentErrors, UnknownTrainingKey) {

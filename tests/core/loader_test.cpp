@@ -1,6 +1,7 @@
 #include "unitrain/data/loader.h"
 
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <future>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -144,6 +146,46 @@ TEST(DataLoader, EvaluationIteratesOneEpochInFileOrder) {
   EXPECT_EQ(batches, 3);
   EXPECT_EQ(labels, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
   EXPECT_FALSE(loader.next().has_value());
+}
+
+// Records the nice value of the threads that decode.
+class PriorityDataset : public CountingDataset {
+ public:
+  PriorityDataset() : CountingDataset(16) {}
+  Sample get(int64_t index, uint64_t seed) const override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      nice_.insert(::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid))));
+    }
+    return CountingDataset::get(index, seed);
+  }
+  std::set<int> nice() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return nice_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::set<int> nice_;
+};
+
+// data.worker_nice: the workers decode at a lower priority than the training thread,
+// which keeps its own; the batches are the same.
+TEST(DataLoader, WorkersRunAtTheirNiceValueAndGiveTheSameBatches) {
+  const int mine = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
+  ASSERT_LE(mine, 14) << "the test needs room below this thread's priority";
+  auto plain = std::make_shared<PriorityDataset>();
+  auto lowered = std::make_shared<PriorityDataset>();
+  auto o = options(2);
+  DataLoader a(plain, o);
+  const auto first = take(a, 4);
+  o.worker_nice = 5;
+  DataLoader b(lowered, o);
+  const auto second = take(b, 4);
+  expect_same(first, second);
+  EXPECT_EQ(plain->nice(), std::set<int>{mine});
+  EXPECT_EQ(lowered->nice(), std::set<int>{mine + 5});
+  EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid))), mine);
 }
 
 TEST(DataLoader, WorkerExceptionsReachTheConsumerAsDataError) {

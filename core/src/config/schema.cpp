@@ -35,7 +35,7 @@ json training_defaults() {
 }
 
 json data_defaults() {
-  return json::parse(R"({"workers": 0, "prefetch": 4, "max_queued_mb": 0})");
+  return json::parse(R"({"workers": 0, "prefetch": 4, "max_queued_mb": 0, "worker_nice": 0})");
 }
 
 json log_defaults() {
@@ -128,6 +128,12 @@ class SchemaChecker {
           "{}: expected 0 (an eighth of the memory, 256 MiB to 4 GiB) or a positive number of "
           "MiB, found {}",
           e_.where("/data/max_queued_mb"), json_text(root["data"]["max_queued_mb"])));
+    }
+    const json& nice = root["data"]["worker_nice"];
+    if (!nice.is_number_integer() || nice.get<int64_t>() < 0 || nice.get<int64_t>() > 19) {
+      throw ConfigError(fmt::format("{}: expected an integer from 0 (the training thread's "
+                                    "priority) to 19 (the lowest), found {}",
+                                    e_.where("/data/worker_nice"), json_text(nice)));
     }
     root["log"] = merge_checked(log_defaults(), root.value("log", json::object()), e_, "/log");
     root["distributed"] = merge_checked(distributed_defaults(),

@@ -83,6 +83,7 @@ RunSetup::RunSetup(const Experiment& e, const Registry& r, RunSetupOptions optio
                                           static_cast<int64_t>(j.at("tasks").size()));
   workers = budget.workers;
   prefetch = budget.prefetch;
+  worker_nice = j.at("data").at("worker_nice").get<int64_t>();
   const int64_t queued_mb = j.at("data").at("max_queued_mb").get<int64_t>();
   queue_budget = std::make_shared<data::QueueBudget>(
       queued_mb > 0 ? queued_mb * (int64_t{1} << 20) : data::default_queue_bytes());
@@ -147,6 +148,7 @@ data::LoaderOptions RunSetup::loader_options(const TaskData& t, bool training) c
   o.task = t.name;
   o.device = device;
   o.queue_budget = queue_budget;
+  o.worker_nice = worker_nice;
   if (parallel) {
     o.rank = parallel->rank();
     o.world_size = parallel->world_size();

@@ -86,6 +86,7 @@ struct RunSetup {
   uint64_t seed = 0;
   int64_t workers = 1;
   int64_t prefetch = 4;
+  int64_t worker_nice = 0;  // data.worker_nice
   std::shared_ptr<data::QueueBudget> queue_budget;  // shared by every loader of the run
   UnitModel model{nullptr};
   // Data parallelism (null in one process); only rank 0 (the writer) writes files.

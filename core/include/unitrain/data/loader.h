@@ -64,6 +64,11 @@ struct LoaderOptions {
   // Bytes of queued batches, shared with the run's other loaders (see QueueBudget).
   // Default none: only `prefetch` bounds the queue.
   std::shared_ptr<QueueBudget> queue_budget;
+  // Worker threads run this much lower in the kernel's scheduling priority (nice, 0-19)
+  // than the thread that starts them, so that the training thread preempts decoding and
+  // decoding fills its waits (on collectives, on the device). 0 = the same priority.
+  // Results do not depend on it.
+  int64_t worker_nice = 0;
 };
 
 // Where a loader stands, for checkpoints: `position` samples of epoch `epoch` have
