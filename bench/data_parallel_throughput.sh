@@ -2,8 +2,9 @@
 # unit_toy8's training throughput in one process and in N local processes (Gloo on
 # loopback), from the runs' throughput.json: it/s, the group's samples/s and the ratio,
 # and the ms per update in each phase. Two groups: the per-process batches of unit_toy8
-# (the global batch N times larger) and unit_toy8_2proc's halved batches (unit_toy8's
-# global batch; N = 2 only). Runs are interleaved over ROUNDS, medians printed.
+# (the global batch N times larger; one loader thread per task at nice 10, as
+# unit_toy8_dp2) and unit_toy8_2proc's halved batches (unit_toy8's global batch; N = 2
+# only). Runs are interleaved over ROUNDS, medians printed.
 #   usage: bench/data_parallel_throughput.sh [STEPS=400] [ROUNDS=2] [N=2] [BUILD_DIR]
 #   environment: UNITRAIN_TOY_SUITE (default .cache/toy_suite)
 set -euo pipefail
@@ -21,7 +22,7 @@ common=(--set "training.max_steps=$steps" --set training.eval_every=0 --set trai
 for r in $(seq 1 "$rounds"); do
   "$unitrain" train "$root/experiments/unit_toy8.json" --out "$tmp/one_$r" "${common[@]}" > /dev/null 2>&1
   "$unitrain" train "$root/experiments/unit_toy8.json" --nproc-per-node "$n" --out "$tmp/group_$r" \
-    --set data.workers=1 "${common[@]}" > /dev/null 2>&1
+    --set data.workers=1 --set data.worker_nice=10 "${common[@]}" > /dev/null 2>&1
   if [ "$n" = 2 ]; then
     "$unitrain" train "$root/experiments/unit_toy8_2proc.json" --nproc-per-node 2 --out "$tmp/half_$r" \
       "${common[@]}" > /dev/null 2>&1
