@@ -37,11 +37,11 @@
 #include <string>
 #include <vector>
 
-#include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include "step_reference.h"
+#include "train/mixed_precision.h"
 #include "unitrain/adamw.h"
 #include "unitrain/config.h"
 #include "unitrain/data/loader.h"
@@ -172,33 +172,6 @@ struct Stopwatch {
   }
 };
 
-// Autocast for the forward pass only (backward runs outside it, as torch.autocast
-// recommends); the cast cache is cleared after each forward.
-// Whether the bench runs on CUDA (--device), for the autocast scope.
-bool g_cuda = false;
-
-struct AutocastScope {
-  bool on;
-  bool cuda = g_cuda;
-  AutocastScope(const std::string& mode) : on(mode != "off") {
-    if (!on) return;
-    const auto dtype = mode == "bf16" ? at::kBFloat16 : at::kHalf;
-    if (cuda) {
-      at::autocast::set_autocast_gpu_dtype(dtype);
-      at::autocast::set_enabled(true);
-    } else {
-      at::autocast::set_autocast_cpu_dtype(dtype);
-      at::autocast::set_cpu_enabled(true);
-    }
-  }
-  ~AutocastScope() {
-    if (!on) return;
-    if (cuda) at::autocast::set_enabled(false);
-    else at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
-  }
-};
-
 // The trainer's four parameter groups, {rest, backbone} x {decay, no decay}: group g
 // has lr `lr` (rest) or `backbone_lr`, and weight decay on matrices only. Every
 // parameter that requires a gradient is also appended to `all`.
@@ -255,7 +228,8 @@ struct UnitrainSide {
     for (auto& param : parameters) param.mutable_grad() = torch::Tensor();
     torch::Tensor loss;
     {
-      AutocastScope scope(autocast);
+      // The trainer's scope: forward only, the cast cache cleared after it.
+      unitrain::train::AutocastScope scope(autocast, watch.device);
       auto out = model->forward(task, batch, /*with_loss=*/true);
       for (const auto& [name, value] : out.losses) {
         loss = loss.defined() ? loss + value.to(torch::kFloat32) : value.to(torch::kFloat32);
@@ -308,7 +282,7 @@ struct ReferenceSide {
     for (auto& param : parameters) param.mutable_grad() = torch::Tensor();  // set_to_none
     torch::Tensor loss;
     {
-      AutocastScope scope(autocast);
+      unitrain::train::AutocastScope scope(autocast, watch.device);
       loss = model->loss(task, in).to(torch::kFloat32);
     }
     *loss_out = loss.item<double>();
@@ -471,7 +445,6 @@ json timings_json(const Timings& t) {
 int main(int argc, char** argv) try {
   Args args = parse(argc, argv);
   const torch::Device device(args.device);
-  g_cuda = device.is_cuda();
   if (device.is_cuda() && !torch::cuda::is_available()) {
     std::fprintf(stderr, "step_bench: --device cuda, but this LibTorch sees no CUDA device\n");
     return 1;

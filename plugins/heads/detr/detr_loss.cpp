@@ -152,14 +152,13 @@ void DetrHeadImpl::add_losses(const std::vector<DetrLayerOutputs>& layers, const
   // the number of boxes with attributes are means over the ranks' batches
   // (Batch::mean_over_ranks), so that the averaged gradient is the one of every rank's
   // images in one batch. One all-reduce for all layers.
-  auto local = torch::empty({static_cast<int64_t>(matches.size()), 3}, torch::kFloat64);
-  for (size_t k = 0; k < matches.size(); ++k) {
-    const auto row = static_cast<int64_t>(k);
-    local[row][0] = matches[k].box_count;
-    local[row][1] = matches[k].query_weight.sum().item<double>();
-    local[row][2] = matches[k].attribute_boxes;
+  std::vector<double> local;
+  for (const LayerMatch& m : matches) {
+    local.insert(local.end(), {m.box_count, m.query_weight.sum().item<double>(), m.attribute_boxes});
   }
-  const auto counts = batch.mean_over_ranks(local).to(torch::kCPU, torch::kFloat64).contiguous();
+  const auto counts = batch.mean_over_ranks(torch::tensor(local, torch::kFloat64))
+                          .to(torch::kCPU, torch::kFloat64)
+                          .contiguous();
   const double* count = counts.data_ptr<double>();
 
   for (size_t k = 0; k < matches.size(); ++k) {
