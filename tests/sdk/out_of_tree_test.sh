@@ -26,17 +26,17 @@ cmake --build "$tmp/example" >/dev/null
 plugin="$tmp/example/plugins/liblinear_probe.so"
 test -f "$plugin"
 out=$(UNITRAIN_PLUGIN_PATH="$tmp/example/plugins" "$tmp/prefix/bin/unitrain" plugins --json --kind head)
-echo "$out" | grep -q '"name": "linear_probe"' || { echo "linear_probe not listed: $out"; exit 1; }
-echo "$out" | grep -q "\"file\": \"$plugin\"" || { echo "wrong file: $out"; exit 1; }
-echo "$out" | grep -q '"origin": "UNITRAIN_PLUGIN_PATH"' || { echo "wrong origin: $out"; exit 1; }
+grep -q '"name": "linear_probe"' <<<"$out" || { echo "linear_probe not listed: $out"; exit 1; }
+grep -q "\"file\": \"$plugin\"" <<<"$out" || { echo "wrong file: $out"; exit 1; }
+grep -q '"origin": "UNITRAIN_PLUGIN_PATH"' <<<"$out" || { echo "wrong origin: $out"; exit 1; }
 # The installed binary finds the installed plugins beside it.
 all=$("$tmp/prefix/bin/unitrain" plugins)
-echo "$all" | grep -q "(from installed beside the executable)" || { echo "installed plugins: $all"; exit 1; }
+grep -q "(from installed beside the executable)" <<<"$all" || { echo "installed plugins: $all"; exit 1; }
 show=$("$tmp/prefix/bin/unitrain" --plugin "$plugin" plugins show linear_probe)
-echo "$show" | grep -q '"num_labels": 2' || { echo "defaults missing: $show"; exit 1; }
+grep -q '"num_labels": 2' <<<"$show" || { echo "defaults missing: $show"; exit 1; }
 # Its key table, generated from its option declaration (unitrain/options.h).
 table=$("$tmp/prefix/bin/unitrain" --plugin "$plugin" plugins show linear_probe --options-markdown)
-echo "$table" | grep -qF '| `num_labels` | int | 2 | classes |' || { echo "options table: $table"; exit 1; }
+grep -qF '| `num_labels` | int | 2 | classes |' <<<"$table" || { echo "options table: $table"; exit 1; }
 
 # The dataset and scheduler examples of docs/plugin_guide.md: built the same way (no
 # build type given: the SDK makes it Release), listed with their README, then used by
@@ -53,9 +53,9 @@ build_example out_of_tree_scheduler
 unitrain=("$tmp/prefix/bin/unitrain" --plugin-dir "$tmp/out_of_tree_dataset/plugins"
           --plugin-dir "$tmp/out_of_tree_scheduler/plugins")
 show=$("${unitrain[@]}" plugins show image_folder)
-echo "$show" | grep -q "torchvision's \`ImageFolder\` layout" || { echo "image_folder README: $show"; exit 1; }
+grep -q "torchvision's \`ImageFolder\` layout" <<<"$show" || { echo "image_folder README: $show"; exit 1; }
 show=$("${unitrain[@]}" plugins show loss_proportional)
-echo "$show" | grep -q '"min_share": 0.05' || { echo "loss_proportional defaults: $show"; exit 1; }
+grep -q '"min_share": 0.05' <<<"$show" || { echo "loss_proportional defaults: $show"; exit 1; }
 
 # An ImageFolder tree from the toy suite's COCO images: two classes, train and val.
 "${unitrain[@]}" make-toy-suite "$tmp/toy" --images 12 --image-size 48 >/dev/null
@@ -110,7 +110,8 @@ PY
 # the installed unitrain predict does, from one thread and from four.
 build_example embed
 test -f "$tmp/prefix/include/unitrain/inference.h"
-image=$(ls "$tmp"/folder/val/circles/*.jpg | head -1)
+images=("$tmp"/folder/val/circles/*.jpg)
+image=${images[0]}
 plugin_path="$tmp/out_of_tree_dataset/plugins:$tmp/out_of_tree_scheduler/plugins"
 embedded=$(UNITRAIN_PLUGIN_PATH="$plugin_path" "$tmp/embed/embed" "$tmp/run" shapes --image "$image" --top 2) \
   || { echo "embed failed: $embedded"; exit 1; }
