@@ -1,5 +1,7 @@
-# The SDK: headers, libunitrain_core, libunitrain_inference, the unitrain executable,
-# the built-in plugins, the plugin helper and a package config, so that another project
+# The SDK: the kit (libunitrain_kit and its headers, include/unitrain/: what plugins
+# see and link), the engine (libunitrain_core, its headers apart in
+# include/unitrain-engine/), libunitrain_inference, the unitrain executable, the
+# built-in plugins, the plugin helper and a package config, so that another project
 # does
 #   find_package(unitrain REQUIRED)
 #   unitrain_add_plugin(my_head KIND head SOURCES my_head.cpp)
@@ -7,6 +9,9 @@ include(CMakePackageConfigHelpers)
 
 set(UNITRAIN_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/unitrain")
 
+install(TARGETS unitrain_kit EXPORT unitrainTargets
+  LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
+  INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(TARGETS unitrain_core EXPORT unitrainTargets
   LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
   INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
@@ -15,9 +20,12 @@ install(TARGETS unitrain_inference EXPORT unitrainTargets
   INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(TARGETS unitrain RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
 install(DIRECTORY DESTINATION "${UNITRAIN_INSTALL_PLUGIN_DIR}")
-install(DIRECTORY "${PROJECT_SOURCE_DIR}/core/include/unitrain"
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/sdk/include/unitrain"
   DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" FILES_MATCHING PATTERN "*.h")
-install(FILES "${PROJECT_SOURCE_DIR}/registry/include/unitrain/plugin_abi.h"
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/core/include/unitrain"
+  DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/unitrain-engine" FILES_MATCHING PATTERN "*.h"
+  PATTERN "inference.h" EXCLUDE)
+install(FILES "${PROJECT_SOURCE_DIR}/core/include/unitrain/inference.h"
   DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/unitrain")
 install(EXPORT unitrainTargets NAMESPACE unitrain:: DESTINATION "${UNITRAIN_INSTALL_CMAKEDIR}")
 

@@ -2,8 +2,11 @@
 #                     [README <file>] [OUTPUT_DIRECTORY <dir>] [NO_INSTALL])
 #
 # Builds a plugin as a MODULE library named lib<name>.so into the plugin directory
-# (UNITRAIN_PLUGIN_OUTPUT_DIR, or OUTPUT_DIRECTORY), linked against the unitrain core
-# and LibTorch. With README, the file (relative to the current source folder) becomes
+# (UNITRAIN_PLUGIN_OUTPUT_DIR, or OUTPUT_DIRECTORY), linked against the unitrain kit
+# (unitrain::kit: the SDK's headers and building blocks; LibTorch, nlohmann_json and
+# OpenCV come with it) and nothing of the engine. The link refuses undefined symbols,
+# so a plugin that calls into the engine, or forgets a library, fails to build rather
+# than to load. With README, the file (relative to the current source folder) becomes
 # the plugin's built-in help: `#include "unitrain_readme.h"` gives
 # `static const char kReadme[]` for the UNITRAIN_PLUGIN descriptor, and `unitrain
 # plugins show NAME` prints it. Works in the unitrain tree and in projects that did
@@ -17,11 +20,15 @@ function(unitrain_add_plugin name)
     message(FATAL_ERROR "unitrain_add_plugin(${name}): SOURCES is required")
   endif()
   add_library(${name} MODULE ${ARG_SOURCES})
-  # unitrain::core is the installed SDK's target and an alias in the unitrain tree.
-  if(NOT TARGET unitrain::core)
-    message(FATAL_ERROR "unitrain_add_plugin(${name}): no unitrain::core target; call find_package(unitrain) first")
+  # unitrain::kit is the installed SDK's target and an alias in the unitrain tree.
+  if(NOT TARGET unitrain::kit)
+    message(FATAL_ERROR "unitrain_add_plugin(${name}): no unitrain::kit target; call find_package(unitrain) first")
   endif()
-  target_link_libraries(${name} PRIVATE unitrain::core ${ARG_LIBRARIES})
+  target_link_libraries(${name} PRIVATE unitrain::kit ${ARG_LIBRARIES})
+  # Sanitizer runtimes stay undefined in shared libraries (the executable brings them).
+  if(NOT UNITRAIN_SANITIZE)
+    target_link_options(${name} PRIVATE "LINKER:-z,defs")
+  endif()
   if(ARG_README)
     unitrain_embed_readme(${name} "${ARG_README}")
   endif()
@@ -41,6 +48,8 @@ function(unitrain_add_plugin name)
     unitrain_use_pch(${name})
   endif()
   if(NOT ARG_NO_INSTALL AND DEFINED UNITRAIN_INSTALL_PLUGIN_DIR)
+    # Installed in <libdir>/unitrain/plugins: the kit is two folders up.
+    set_target_properties(${name} PROPERTIES INSTALL_RPATH "$ORIGIN/../..")
     install(TARGETS ${name} LIBRARY DESTINATION "${UNITRAIN_INSTALL_PLUGIN_DIR}")
   endif()
 endfunction()

@@ -1,4 +1,4 @@
-// Batches: collate (padding, masks, stacking), select_rows, pinned copies (core/src/data/batch.cpp).
+// Batches: collate (padding, masks, stacking), select_rows, pinned copies (sdk/src/data/batch.cpp).
 #include <gtest/gtest.h>
 
 #include "unitrain/batch.h"

@@ -12,6 +12,13 @@ trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 test -f "$tmp/prefix/lib/cmake/unitrain/unitrainConfig.cmake"
 test -f "$tmp/prefix/include/unitrain/plugin_abi.h"
+# The kit's headers are what a plugin sees; the engine's are installed apart.
+test -f "$tmp/prefix/include/unitrain/options.h"
+test -f "$tmp/prefix/include/unitrain-engine/unitrain/trainer.h"
+for engine_header in trainer.h registry.h config.h model.h; do
+  test ! -e "$tmp/prefix/include/unitrain/$engine_header" \
+    || { echo "engine header $engine_header installed among the plugin SDK's"; exit 1; }
+done
 
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
@@ -25,6 +32,41 @@ cmake --build "$tmp/example" >/dev/null
 
 plugin="$tmp/example/plugins/liblinear_probe.so"
 test -f "$plugin"
+# It does not link the engine (nor the kit: it calls nothing of it, and LibTorch's
+# CMake config links with --as-needed).
+needed=$(readelf -d "$plugin")
+! grep -q 'libunitrain_core' <<<"$needed" || { echo "plugin links the engine: $needed"; exit 1; }
+
+# A plugin cannot reach the engine: its headers are not on the plugin's include path,
+# and a call into it (declared by hand) is an undefined symbol, refused at link time.
+mkdir -p "$tmp/reach/src"
+cat > "$tmp/reach/src/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.18)
+project(reach LANGUAGES CXX)
+find_package(unitrain REQUIRED)
+unitrain_add_plugin(includes_engine KIND head SOURCES includes_engine.cpp)
+unitrain_add_plugin(calls_engine KIND head SOURCES calls_engine.cpp)
+CMAKE
+echo '#include <unitrain/trainer.h>' > "$tmp/reach/src/includes_engine.cpp"
+cat > "$tmp/reach/src/calls_engine.cpp" <<'CPP'
+namespace unitrain { void configure_threads(long threads); }  // runtime.h, int64_t
+extern "C" void reach_engine() { unitrain::configure_threads(1); }
+CPP
+cmake -S "$tmp/reach/src" -B "$tmp/reach/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+  ${compiler:+-DCMAKE_CXX_COMPILER="$compiler"} >/dev/null
+if reach=$(cmake --build "$tmp/reach/build" --target includes_engine 2>&1); then
+  echo "a plugin included an engine header: $reach"; exit 1
+fi
+grep -q 'unitrain/trainer.h' <<<"$reach" || { echo "includes_engine failed otherwise: $reach"; exit 1; }
+if reach=$(cmake --build "$tmp/reach/build" --target calls_engine 2>&1); then
+  echo "a plugin linked a call into the engine: $reach"; exit 1
+fi
+grep -q 'undefined reference to .*configure_threads' <<<"$reach" \
+  || { echo "calls_engine failed otherwise: $reach"; exit 1; }
+# ... although the engine exports exactly that symbol.
+core_symbols=$(nm -D --defined-only "$tmp"/prefix/lib*/libunitrain_core.so)
+grep -q ' _ZN8unitrain17configure_threadsEl$' <<<"$core_symbols" \
+  || { echo "libunitrain_core does not define configure_threads(long)"; exit 1; }
 out=$(UNITRAIN_PLUGIN_PATH="$tmp/example/plugins" "$tmp/prefix/bin/unitrain" plugins --json --kind head)
 grep -q '"name": "linear_probe"' <<<"$out" || { echo "linear_probe not listed: $out"; exit 1; }
 grep -q "\"file\": \"$plugin\"" <<<"$out" || { echo "wrong file: $out"; exit 1; }

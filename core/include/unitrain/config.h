@@ -10,12 +10,12 @@
 #include <filesystem>
 #include <map>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "unitrain/errors.h"
+#include "unitrain/json_util.h"
 
 namespace unitrain {
 
@@ -50,28 +50,8 @@ nlohmann::json data_defaults();
 // Defaults of the "log" block: what a run writes besides metrics.jsonl (docs/report.md).
 nlohmann::json log_defaults();
 
-// Parses JSON text, turning syntax errors (and numbers out of range, `1e999`) into
-// ConfigError "file:line:column: ...".
-nlohmann::json parse_json_file(const std::filesystem::path& file);
-
-// The 0-based byte offset in `text` where nlohmann::json::parse(text) stopped with `e`.
-// A parse_error carries it; other exceptions of the parser (out_of_range for a number
-// that overflows a double) do not, so the text is scanned again to find it.
-size_t json_error_offset(std::string_view text, const nlohmann::json::exception& e);
-
-// Appends "/key" to a JSON pointer, escaping '~' and '/'.
-std::string pointer_join(const std::string& pointer, const std::string& key);
-
-// The names in `candidates` sorted by edit distance to `name` (nearest first).
-std::vector<std::string> nearest_first(const std::string& name,
-                                       std::vector<std::string> candidates);
-
-// Checks `value` against `defaults` (same keys, compatible JSON types, recursively
-// for objects whose default is non-empty) and returns defaults merged with value.
-// `where` is the file:pointer prefix of the block for messages.
-nlohmann::json merge_checked(const nlohmann::json& defaults, const nlohmann::json& value,
-                             const std::string& file, const std::string& pointer);
-// The same, locating each key through the experiment's origins (includes, --set).
+// merge_checked (json_util.h), locating each key through the experiment's origins
+// (includes, --set).
 nlohmann::json merge_checked(const nlohmann::json& defaults, const nlohmann::json& value,
                              const Experiment& experiment, const std::string& pointer);
 

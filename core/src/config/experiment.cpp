@@ -264,4 +264,10 @@ Experiment load_experiment(const fs::path& file, const std::vector<std::string>&
   return experiment;
 }
 
+nlohmann::json merge_checked(const nlohmann::json& defaults, const nlohmann::json& value,
+                             const Experiment& experiment, const std::string& pointer) {
+  return merge_checked_located(defaults, value,
+                               [&](const std::string& p) { return experiment.where(p); }, pointer);
+}
+
 }  // namespace unitrain

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "coco_detection_plugin.h"
-#include "unitrain/config.h"
+#include "unitrain/json_util.h"
 #include "unitrain/plugin.h"
 #include "unitrain_readme.h"  // kReadme, from README.md (unitrain_embed_readme)
 

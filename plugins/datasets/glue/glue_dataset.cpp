@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "unitrain/config.h"
+#include "unitrain/json_util.h"
 #include "unitrain/metrics.h"
 #include "unitrain/plugin.h"
 #include "unitrain_readme.h"  // kReadme, from README.md (unitrain_embed_readme)

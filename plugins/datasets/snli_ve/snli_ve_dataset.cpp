@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <opencv2/core.hpp>
 
-#include "unitrain/config.h"
+#include "unitrain/json_util.h"
 #include "unitrain/json_text.h"
 #include "unitrain/metrics.h"
 #include "unitrain/plugin.h"

@@ -1,7 +1,7 @@
 // The vqa2 plugin: options from JSON (standard VQAv2 file names under "root") and export.
 #include <fmt/format.h>
 
-#include "unitrain/config.h"
+#include "unitrain/json_util.h"
 #include "unitrain/json_text.h"
 #include "unitrain/plugin.h"
 #include "vqa2_dataset.h"

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "unitrain/config.h"
+#include "unitrain/json_util.h"
 #include "unitrain/errors.h"
 #include "unitrain/json_text.h"
 

@@ -100,7 +100,7 @@ double f1_score(const std::vector<int64_t>& predicted, const std::vector<int64_t
                 int64_t positive);
 
 // ---------------------------------------------------------------------------------
-// Evaluators (unitrain::Evaluator, core/include/unitrain/dataset.h).
+// Evaluators (unitrain::Evaluator, sdk/include/unitrain/dataset.h).
 
 // {"accuracy": a} or, with a positive class, {"accuracy": a, "f1": f}.
 // Reads Predictions.labels against Batch.labels (entries with label < 0 are skipped, so

@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "unitrain/config.h"
+#include "unitrain/json_util.h"
 #include "unitrain/json_text.h"
 
 namespace unitrain::data {

@@ -36,7 +36,7 @@ struct Sample {
   int64_t record_id = -1;  // dataset-specific id (question id, annotation index...)
 };
 
-// A batch of one task. Built by `collate()` (core/src/data/batch.cpp) on the CPU
+// A batch of one task. Built by `collate()` (sdk/src/data/batch.cpp) on the CPU
 // and moved to the training device with `to()`.
 struct Batch {
   std::string task;

@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "unitrain/config.h"
+#include "unitrain/json_util.h"
 #include "unitrain/json_text.h"
 #include "unitrain/options.h"
 
@@ -146,12 +146,8 @@ std::vector<std::string> nearest_first(const std::string& name, std::vector<std:
   return candidates;
 }
 
-namespace {
-
-using Locator = std::function<std::string(const std::string& pointer)>;
-
-nlohmann::json merge_checked_at(const nlohmann::json& defaults, const nlohmann::json& value,
-                                const std::string& pointer, const Locator& where) {
+nlohmann::json merge_checked_located(const nlohmann::json& defaults, const nlohmann::json& value,
+                                     const JsonLocator& where, const std::string& pointer) {
   if (!value.is_object()) {
     throw ConfigError(fmt::format("{}: expected an object of options, found {} {}", where(pointer),
                                   json_type_name(value), short_dump(value)));
@@ -173,7 +169,7 @@ nlohmann::json merge_checked_at(const nlohmann::json& defaults, const nlohmann::
                                     expected_name(def), json_type_name(item), short_dump(item)));
     }
     if (def.is_object() && !def.empty()) {
-      merged[key] = merge_checked_at(def, item, item_pointer, where);
+      merged[key] = merge_checked_located(def, item, where, item_pointer);
     } else {
       merged[key] = item;
     }
@@ -181,19 +177,11 @@ nlohmann::json merge_checked_at(const nlohmann::json& defaults, const nlohmann::
   return merged;
 }
 
-}  // namespace
-
 nlohmann::json merge_checked(const nlohmann::json& defaults, const nlohmann::json& value,
                              const std::string& file, const std::string& pointer) {
-  return merge_checked_at(defaults, value, pointer, [&](const std::string& p) {
+  return merge_checked_located(defaults, value, [&](const std::string& p) {
     return file + ":" + (p.empty() ? "/" : p);
-  });
-}
-
-nlohmann::json merge_checked(const nlohmann::json& defaults, const nlohmann::json& value,
-                             const Experiment& experiment, const std::string& pointer) {
-  return merge_checked_at(defaults, value, pointer,
-                          [&](const std::string& p) { return experiment.where(p); });
+  }, pointer);
 }
 
 }  // namespace unitrain
