@@ -68,6 +68,18 @@ std::vector<Batch> take(DataLoader& loader, int n) {
   return batches;
 }
 
+// Polls `done` every 10 ms for up to `seconds` (a loaded machine may start worker
+// threads late); returns whether it became true.
+template <typename Done>
+bool eventually(Done done, double seconds = 20) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 void expect_same(const std::vector<Batch>& a, const std::vector<Batch>& b) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
@@ -326,8 +338,8 @@ TEST(DataLoader, LoadersShareOneBudgetOfQueuedBytes) {
   DataLoader a(dataset, o);
   o.task = "other";
   DataLoader b(dataset, o);
+  EXPECT_TRUE(eventually([&] { return budget->used() > 0; })) << "no loader queued a batch";
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // workers fill what they may
-  EXPECT_GT(budget->used(), 0);
   EXPECT_LE(budget->used(), 2 * (1 + 2) * batch) << "at most one batch per loader and worker";
   // Without a budget the same loader queues all of its prefetch.
   auto unbounded = options(2);
@@ -335,8 +347,9 @@ TEST(DataLoader, LoadersShareOneBudgetOfQueuedBytes) {
   auto counted = std::make_shared<QueueBudget>(int64_t{1} << 40);
   unbounded.queue_budget = counted;
   DataLoader c(dataset, unbounded);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_GT(counted->used(), budget->used());
+  EXPECT_TRUE(eventually([&] { return counted->used() > budget->used(); }))
+      << "the unbounded loader queued " << counted->used() << " bytes, the bounded ones "
+      << budget->used();
   // Taking batches makes room, and the batches do not depend on the budget.
   expect_same(expected, take(a, 6));
   take(b, 6);
@@ -360,8 +373,7 @@ TEST(DataLoader, LoadersShareOneBudgetOfQueuedBytes) {
   {
     DataLoader e(dataset, eval);
     e.next();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the rest queues up
-    EXPECT_GT(shared->used(), 0);
+    EXPECT_TRUE(eventually([&] { return shared->used() > 0; })) << "the rest never queued";
   }
   EXPECT_EQ(shared->used(), 0);
 }
