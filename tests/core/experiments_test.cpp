@@ -72,5 +72,26 @@ TEST(ShippedExperiments, Unit8TaskHasMmfSizes) {
   EXPECT_GT(summary["total"].get<int64_t>(), 200000000);
 }
 
+// The step-time bench's full-size variant (bench/step_bench_unit_8task.sh) is unit_8task's
+// model exactly, on the toy suite's files and without its pretrained weights.
+TEST(ShippedExperiments, Unit8TaskToyBuildsUnit8TasksModel) {
+  test::TempDir toy;
+  auto made = test::run_unitrain("make-toy-suite '" + toy.path().string() +
+                                 "' --images 10 --text 20 --image-size 32");
+  ASSERT_EQ(made.status, 0) << made.output;
+  const std::string env = "UNITRAIN_TOY_SUITE='" + toy.path().string() + "' UNITRAIN_WEIGHTS=/nonexistent ";
+  auto full = test::run_unitrain("model summary --json " + experiment("unit_8task.json"));
+  ASSERT_EQ(full.status, 0) << full.output;
+  auto variant = test::run_command(env + "'" + UNITRAIN_TEST_BINARY + "' model summary --json " +
+                                   experiment("bench/unit_8task_toy.json"));
+  ASSERT_EQ(variant.status, 0) << variant.output;
+  EXPECT_EQ(nlohmann::json::parse(variant.output)["components"],
+            nlohmann::json::parse(full.output)["components"]);
+  // Its datasets read the toy suite (the real formats): every split of every task opens.
+  auto data = test::run_command(env + "'" + UNITRAIN_TEST_BINARY + "' validate --data " +
+                                experiment("bench/unit_8task_toy.json"));
+  EXPECT_EQ(data.status, 0) << data.output;
+}
+
 }  // namespace
 }  // namespace unitrain
