@@ -7,8 +7,8 @@
 #   usage: bench/step_bench_unit_8task.sh [BUILD_DIR] [step_bench arguments...]
 #   environment: UNITRAIN_TOY_SUITE (default .cache/toy_suite; made if missing),
 #     REFERENCE=1 to time the plain-LibTorch reference too (twice the time),
-#     BATCH_SIZE=N for every task's batch instead of unit_8task's 8 (a CPU with less
-#     than ~40 GiB cannot hold a detection step of 8 images at 800 px)
+#     BATCH_SIZE=N for every task's batch instead of unit_8task's 8 (on a CPU, batch 1
+#     peaked at 15 GB and batch 2 went past 24 GiB)
 # Defaults: 1 round of 1 warm-up + 2 timed steps per task (later arguments win).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
