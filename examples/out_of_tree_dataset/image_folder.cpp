@@ -1,8 +1,9 @@
 // A dataset plugin for torchvision's ImageFolder layout, written against the installed
 // SDK: ROOT/SPLIT/CLASS/IMAGE, one folder per class, the labels being the class folder
 // names in sorted order (as torchvision numbers them). Shows the dataset contract:
-// options with JSON-pointer errors, Sample fields, LabelSpace, an evaluator, and a get()
-// that may run on several loader threads at once.
+// options declared once (with a nested "image" group), Sample fields, LabelSpace, an
+// evaluator, a get() that may run on several loader threads at once, and the preparer
+// that `unitrain predict` uses.
 #include <algorithm>
 #include <filesystem>
 #include <set>
@@ -13,6 +14,8 @@
 #include <unitrain/dataset.h>
 #include <unitrain/errors.h>
 #include <unitrain/metrics.h>
+#include <unitrain/options.h>
+#include <unitrain/prepare.h>
 
 #include "unitrain_readme.h"  // kReadme, from README.md (unitrain_add_plugin)
 
@@ -21,35 +24,56 @@ namespace image_folder {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// The dataset block's keys, each declared once below with its default (the field's
+// value), its type and its meaning: the declaration gives the defaults JSON, the parsing
+// with JSON-pointer errors and the README table.
 struct ImageFolderOptions {
   std::string root;                    // folder holding one folder per split
   std::string split = "train";         // the split's folder under root
   std::vector<std::string> extensions = {".jpg", ".jpeg", ".png", ".bmp"};
-  unitrain::data::ImageTransformOptions image;  // resize / flip / normalization
+  unitrain::data::ImageTransformOptions image = classifier_image();  // resize / flip / normalization
   unitrain::data::OnBadRecord on_bad_record = unitrain::data::OnBadRecord::kError;
+
+  static unitrain::data::ImageTransformOptions classifier_image() {
+    unitrain::data::ImageTransformOptions image;
+    image.min_size = 224;
+    image.max_size = 224;
+    image.hflip = 0.5;
+    return image;
+  }
 };
 
-// The registry has merged the defaults and checked key names and JSON types; `where`
-// prefixes every message about a value.
-ImageFolderOptions options_from_json(const json& j, const std::string& where) {
-  ImageFolderOptions o;
-  o.root = j.at("root").get<std::string>();
-  if (o.root.empty()) throw unitrain::ConfigError(where + "/root: required: the dataset folder");
-  o.split = j.at("split").get<std::string>();
-  o.extensions = j.at("extensions").get<std::vector<std::string>>();
-  unitrain::data::ImageTransformOptions defaults;
-  defaults.min_size = 224;
-  defaults.max_size = 224;
-  defaults.augment = unitrain::data::is_train_split(o.split);  // "augment": null
-  o.image = unitrain::data::image_transform_options_from_json(j.at("image"), defaults, where + "/image");
-  o.on_bad_record = unitrain::data::on_bad_record_from_json(j.at("on_bad_record"), where + "/on_bad_record");
-  return o;
+const unitrain::options::OptionSet<ImageFolderOptions>& option_set() {
+  namespace options = unitrain::options;
+  static const auto set =
+      options::OptionSet<ImageFolderOptions>()
+          .add(UNITRAIN_FIELD(root), "the dataset folder (required)")
+          .add(UNITRAIN_FIELD(split),
+               "the split's folder under `root` (set by the trainer from `train_split` / "
+               "`val_split`)")
+          .add(UNITRAIN_FIELD(extensions), "image files read (case-insensitive)")
+          .add_group("image", [](auto& o) -> auto& { return o.image; },
+                     unitrain::data::image_transform_option_set(),
+                     "resize, flip and normalization (the built-in readers' image transform)")
+          .add(UNITRAIN_FIELD(on_bad_record),
+               "an unreadable image: `\"error\"` stops the run naming the file, `\"skip\"` puts "
+               "the next readable record in its place")
+          .validate([](const ImageFolderOptions& o, const json&, const std::string& where) {
+            if (o.root.empty()) {
+              throw unitrain::ConfigError(options::key_path(where, "root") +
+                                          ": required: the dataset folder");
+            }
+          });
+  return set;
 }
 
 class ImageFolder : public unitrain::Dataset {
  public:
   ImageFolder(ImageFolderOptions o, std::string where)
-      : o_(std::move(o)), where_(std::move(where)), bad_(o_.on_bad_record) {
+      : o_(std::move(o)),
+        where_(std::move(where)),
+        bad_(o_.on_bad_record) {
+    o_.image = unitrain::data::for_split(o_.image, o_.split);  // "augment": null
     const fs::path dir = fs::path(o_.root) / o_.split;
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
@@ -120,17 +144,25 @@ class ImageFolder : public unitrain::Dataset {
 
 // The registry prefixes a factory's message with the experiment's file and pointer.
 std::shared_ptr<unitrain::Dataset> make(const json& options) {
-  return std::make_shared<ImageFolder>(options_from_json(options, "image_folder"), "image_folder");
+  return std::make_shared<ImageFolder>(option_set().parse(options, "image_folder"), "image_folder");
+}
+
+// `unitrain predict` prepares a raw image as this dataset's records: the same transform,
+// without augmentation, from the same options (no dataset folder is read).
+std::shared_ptr<unitrain::InputPreparer> make_preparer(const json& options) {
+  const ImageFolderOptions o = option_set().parse(options, "image_folder");
+  return std::make_shared<unitrain::StandardPreparer>(o.image, std::nullopt, /*pairs=*/false);
 }
 
 }  // namespace image_folder
 
 UNITRAIN_PLUGIN(kImageFolder, unitrain::Dataset, "dataset", "image_folder", "1.0.0",
                 "Image classification from torchvision's ImageFolder layout (ROOT/SPLIT/CLASS/*.jpg)",
-                R"({"root": "", "split": "train", "extensions": [".jpg", ".jpeg", ".png", ".bmp"],
-                    "image": {"min_size": 224, "max_size": 224, "train_min_sizes": [], "hflip": 0.5,
-                              "augment": null, "mean": [0.485, 0.456, 0.406],
-                              "std": [0.229, 0.224, 0.225]},
-                    "on_bad_record": "error"})",
-                kReadme, image_folder::make);
-UNITRAIN_EXPORT_PLUGINS(&kImageFolder);
+                image_folder::option_set().defaults_json().c_str(), kReadme, image_folder::make);
+UNITRAIN_PLUGIN(kImageFolderPreparer, unitrain::InputPreparer, "preparer", "image_folder", "1.0.0",
+                "A raw image prepared as the image_folder dataset's records",
+                image_folder::option_set().defaults_json().c_str(), kReadme,
+                image_folder::make_preparer);
+UNITRAIN_EXPORT_PLUGINS(&kImageFolder, &kImageFolderPreparer);
+UNITRAIN_EXPORT_OPTION_TABLES(UNITRAIN_OPTION_TABLE("dataset", "image_folder",
+                                                    &image_folder::option_set));

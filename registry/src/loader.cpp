@@ -154,4 +154,16 @@ std::vector<const unitrain_plugin_descriptor*> load_library(const fs::path& file
   return result;
 }
 
+DefaultPluginFn default_function(const fs::path& file) {
+  std::lock_guard<std::mutex> lock(load_mutex());
+  std::error_code ec;
+  const fs::path wanted = fs::weakly_canonical(fs::absolute(file), ec);
+  for (const auto& library : loaded_libraries()) {
+    if (fs::weakly_canonical(library.location(), ec) != wanted) continue;
+    if (!library.has("unitrain_plugin_default_v1")) return nullptr;
+    return library.get<const char*(const char*)>("unitrain_plugin_default_v1");
+  }
+  return nullptr;
+}
+
 }  // namespace unitrain::registry_detail

@@ -12,4 +12,9 @@ namespace unitrain::registry_detail {
 // returns its checked descriptors. Throws PluginLoadError.
 std::vector<const unitrain_plugin_descriptor*> load_library(const std::filesystem::path& file);
 
+// `unitrain_plugin_default_v1` of a library load_library opened (UNITRAIN_EXPORT_DEFAULTS),
+// or nullptr when it exports none.
+using DefaultPluginFn = const char* (*)(const char* kind);
+DefaultPluginFn default_function(const std::filesystem::path& file);
+
 }  // namespace unitrain::registry_detail

@@ -90,6 +90,8 @@ struct Registry::Impl {
   mutable std::mutex mutex;
   std::map<std::pair<std::string, std::string>, Entry> entries;
   std::set<std::string> loaded_files;  // canonical paths
+  // kind -> (the default plugin's name, the library that named it)
+  std::map<std::string, std::pair<std::string, std::string>> defaults;
   // Every folder loaded, and why, in order: named when a plugin is not found.
   std::vector<std::string> searched;
 };
@@ -154,10 +156,34 @@ void Registry::load_file(const fs::path& file, const std::string& origin) {
     }
     fresh.push_back(std::move(entry));
   }
+  // The defaults the library names, each one of its own plugins.
+  std::map<std::string, std::string> named;
+  if (auto default_of = registry_detail::default_function(file)) {
+    for (const auto& entry : fresh) {
+      const char* name = default_of(entry.info.kind.c_str());
+      if (name == nullptr || named.count(entry.info.kind)) continue;
+      const bool own = std::any_of(fresh.begin(), fresh.end(), [&](const Entry& e) {
+        return e.info.kind == entry.info.kind && e.info.name == name;
+      });
+      if (!own) {
+        throw PluginLoadError(fmt::format(
+            "'{}' names {} '{}' as the default {}, but defines no {} of that name",
+            file.string(), entry.info.kind, name, entry.info.kind, entry.info.kind));
+      }
+      const auto it = impl_->defaults.find(entry.info.kind);
+      if (it != impl_->defaults.end() && it->second.first != name) {
+        throw RegistryError(fmt::format(
+            "two default {}s: '{}' names '{}', '{}' names '{}'; a kind has one default",
+            entry.info.kind, it->second.second, it->second.first, file.string(), name));
+      }
+      named[entry.info.kind] = name;
+    }
+  }
   for (auto& entry : fresh) {
     auto key = std::make_pair(entry.info.kind, entry.info.name);
     impl_->entries.emplace(key, std::move(entry));
   }
+  for (const auto& [kind, name] : named) impl_->defaults[kind] = {name, file.string()};
   impl_->loaded_files.insert(canonical);
 }
 
@@ -276,10 +302,28 @@ std::vector<const PluginInfo*> Registry::find_any(const std::string& name) const
 nlohmann::json Registry::resolve_options(const std::string& kind, const std::string& name,
                                          const nlohmann::json& options,
                                          const std::string& where) const {
-  const PluginInfo& info = find(kind, name);
   auto colon = where.rfind(":/");
-  if (colon == std::string::npos) return merge_checked(info.defaults, options, where, "");
-  return merge_checked(info.defaults, options, where.substr(0, colon), where.substr(colon + 1));
+  if (colon == std::string::npos) {
+    return resolve_options(kind, name, options,
+                           [&](const std::string& p) { return p.empty() ? where : where + p; }, "");
+  }
+  const std::string file = where.substr(0, colon);
+  return resolve_options(kind, name, options,
+                         [&](const std::string& p) { return file + ":" + (p.empty() ? "/" : p); },
+                         where.substr(colon + 1));
+}
+
+nlohmann::json Registry::resolve_options(const std::string& kind, const std::string& name,
+                                         const nlohmann::json& options, const JsonLocator& where,
+                                         const std::string& pointer) const {
+  return merge_checked_located(find(kind, name).defaults, options, where, pointer);
+}
+
+std::optional<std::string> Registry::default_plugin(const std::string& kind) const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  const auto it = impl_->defaults.find(kind);
+  if (it == impl_->defaults.end()) return std::nullopt;
+  return it->second.first;
 }
 
 std::shared_ptr<PluginObject> Registry::create(const std::string& kind, const std::string& name,

@@ -162,8 +162,8 @@ TEST(Cli, PluginsShowPrintsTheBuiltInPluginsReadme) {
   }
 }
 
-// --options-markdown prints the key table a plugin's option declaration generates, and
-// refuses a plugin whose options are read by hand (the datasets, today).
+// --options-markdown prints the key table a plugin's option declaration generates (with a
+// row per key of a nested group), and refuses a plugin that declares no options table.
 TEST(Cli, PluginsShowOptionsMarkdownPrintsTheDeclaredTable) {
   auto table = test::run_unitrain("plugins show detr --options-markdown");
   ASSERT_EQ(table.status, 0) << table.output;
@@ -171,10 +171,18 @@ TEST(Cli, PluginsShowOptionsMarkdownPrintsTheDeclaredTable) {
   EXPECT_THAT(table.output, HasSubstr("| `num_classes` | int | 91 |"));
   // The table alone, not the README.
   EXPECT_THAT(table.output, ::testing::Not(HasSubstr("# detr")));
-  auto by_hand = test::run_unitrain("plugins show glue --options-markdown");
-  EXPECT_NE(by_hand.status, 0);
-  EXPECT_THAT(by_hand.output, HasSubstr("dataset 'glue'"));
-  EXPECT_THAT(by_hand.output, HasSubstr("does not declare its options"));
+  // A dataset: the name means the dataset, not its preparer of the same name.
+  auto glue = test::run_unitrain("plugins show glue --options-markdown");
+  ASSERT_EQ(glue.status, 0) << glue.output;
+  EXPECT_THAT(glue.output, HasSubstr("| `tokenizer/vocab` | string | `\"\"` |"));
+  EXPECT_THAT(glue.output, HasSubstr("| `max_length` | int | 128 |"));
+  auto preparer = test::run_unitrain("plugins show glue --kind preparer");
+  ASSERT_EQ(preparer.status, 0) << preparer.output;
+  EXPECT_THAT(preparer.output, HasSubstr("preparer"));
+  auto no_table = test::run_unitrain("plugins show ratios --options-markdown");
+  EXPECT_NE(no_table.status, 0);
+  EXPECT_THAT(no_table.output, HasSubstr("scheduler 'ratios'"));
+  EXPECT_THAT(no_table.output, HasSubstr("does not declare its options"));
 }
 
 }  // namespace

@@ -58,6 +58,30 @@ TEST(Experiment, ValidFillsSchemaAndPluginDefaults) {
   EXPECT_EQ(e.json["model"]["share_decoders"], true);
 }
 
+// An experiment without a "scheduler" block gets the scheduler a loaded plugin library
+// names as the default (task_schedulers: ratios); the core names none itself.
+TEST(Experiment, SchedulerDefaultIsTheOneAPluginLibraryNames) {
+  test::TempDir dir;
+  test::write_file(dir / "x.json", kValid);
+  Experiment e = load_experiment(dir / "x.json");
+  validate_experiment(e, &fixture_registry());
+  EXPECT_EQ(e.json["scheduler"], json::parse(R"({"type": "ratios"})"));
+
+  Registry without_schedulers;
+  without_schedulers.load_directory(test::fixture("good"));
+  Experiment bare = load_experiment(dir / "x.json");
+  const std::string message = config_error([&] { validate_experiment(bare, &without_schedulers); });
+  EXPECT_THAT(message, HasSubstr("no \"scheduler\" block, and no loaded plugin library names a "
+                                 "default scheduler"));
+
+  Registry other_default;
+  other_default.load_directory(test::fixture("good"));
+  other_default.load_directory(test::fixture("default_scheduler"));
+  Experiment first = load_experiment(dir / "x.json");
+  validate_experiment(first, &other_default);
+  EXPECT_EQ(first.json["scheduler"]["type"], "test_first_task");
+}
+
 TEST(Experiment, IncludesMergeDeeplyAndLaterWins) {
   test::TempDir dir;
   test::write_file(dir / "base/a.json", R"({"seed": 1, "training": {"lr": 0.1, "max_steps": 5}})");

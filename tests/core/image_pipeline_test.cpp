@@ -152,15 +152,38 @@ TEST(ImageTransformOptions, JsonRoundTripAndErrors) {
       image_transform_options_from_json(image_transform_options_to_json(o), {}, "x");
   EXPECT_EQ(image_transform_options_to_json(back), image_transform_options_to_json(o));
 
+  // Keys left out keep the given defaults; "augment": null leaves it to the split.
   ImageTransformOptions defaults;
   defaults.augment = true;
-  EXPECT_TRUE(image_transform_options_from_json({{"augment", nullptr}}, defaults, "x").augment);
+  defaults.hflip = 0.25;
+  const auto read = image_transform_options_from_json({{"augment", nullptr}}, defaults, "x");
+  EXPECT_FALSE(read.augment.has_value());
+  EXPECT_EQ(read.hflip, 0.25);
+  EXPECT_TRUE(for_split(read, "train2017").augment.value());
+  EXPECT_FALSE(for_split(read, "val").augment.value());
+  EXPECT_TRUE(for_split(defaults, "val").augment.value());  // set: kept whatever the split
+  try {
+    image_transform_options_from_json({{"train_min_sizes", {480, 0}}}, {}, "x");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("x/train_min_sizes/1: sizes must be > 0, found 0"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    image_transform_options_from_json({{"std", {0.2, 0.2, 0}}}, {}, "x");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("x/std: expected 3 numbers (R, G, B) > 0"),
+              std::string::npos)
+        << e.what();
+  }
   try {
     image_transform_options_from_json({{"hflip", 2}}, {}, "e.json:/tasks/coco/dataset/image");
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find(
-                  "e.json:/tasks/coco/dataset/image/hflip: expected a probability in [0, 1], found 2"),
+                  "e.json:/tasks/coco/dataset/image/hflip: must be in [0, 1], got 2"),
               std::string::npos)
         << e.what();
   }
@@ -168,7 +191,7 @@ TEST(ImageTransformOptions, JsonRoundTripAndErrors) {
     image_transform_options_from_json({{"min_sizes", 2}}, {}, "x");
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("x/min_sizes: unknown key; valid keys: min_size"),
+    EXPECT_NE(std::string(e.what()).find("x/min_sizes: unknown key 'min_sizes'; valid keys: min_size"),
               std::string::npos)
         << e.what();
   }

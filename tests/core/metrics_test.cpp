@@ -348,6 +348,11 @@ class CaptionEvaluator : public Evaluator {
   nlohmann::json compute() const override { return {{"bleu", 0.25}, {"meteor", 0.5}}; }
   std::string headline(const nlohmann::json&) const override { return "meteor"; }
   double chance_level(const LabelSpace&) const override { return 0.125; }
+  // BLEU under METEOR, with its own chance level.
+  std::vector<std::pair<std::string, double>> table_rows(const nlohmann::json&,
+                                                         const LabelSpace&) const override {
+    return {{"bleu", 0.04}};
+  }
 };
 
 // An evaluator that states neither: the defaults.
@@ -375,7 +380,22 @@ TEST(Headline, TheEvaluatorNamesItsHeadlineAndChanceLevel) {
   const nlohmann::json result = {{"captions", CaptionEvaluator().compute()}};
   EXPECT_EQ(train::eval_table(result, tasks),
             "task         metric            value   chance\n"
-            "captions     meteor            0.500    0.125\n");
+            "captions     meteor            0.500    0.125\n"
+            "             bleu              0.250    0.040\n");
+}
+
+// The table's further rows come from the evaluator (table_rows), never from the label
+// space's kind: COCO-style detection gives AP50 under AP; the others nothing.
+TEST(Headline, DetectionShowsAp50UnderAp) {
+  const nlohmann::json metrics = {{"ap", 0.25}, {"ap50", 0.5}, {"ap75", 0.125}};
+  const LabelSpace boxes{"detection", {"cat"}, 0};
+  EXPECT_EQ(DetectionEvaluator().table_rows(metrics, boxes),
+            (std::vector<std::pair<std::string, double>>{{"ap50", 0.0}}));
+  EXPECT_TRUE(DetectionEvaluator().table_rows({{"ap", 0.25}}, boxes).empty());
+  EXPECT_TRUE(ClassificationEvaluator(1).table_rows({{"accuracy", 0.5}, {"f1", 0.25}},
+                                                    {"classification", {"a", "b"}, 0})
+                  .empty());
+  EXPECT_TRUE(PlainEvaluator().table_rows({{"b", 1.0}}, {"vqa", {"yes"}, 0}).empty());
 }
 
 TEST(Headline, DefaultsAreTheFirstMetricAndOneOverTheLabels) {

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <torch/arg.h>
 
+#include <optional>
+
 #include "unitrain/options.h"
 
 namespace unitrain {
@@ -172,6 +174,98 @@ TEST(Options, MarkdownTable) {
             "| `layers` | array of ints | `[]` | blocks per stage |\n"
             "| `aliases` | object of strings | `{}` | label -> label |\n"
             "| `tokenizer` | object or null | `null` | read by the factory |\n");
+}
+
+// A nested block (a dataset's "image"): a plain struct whose own set declares its keys.
+struct Transform {
+  int64_t size = 800;
+  std::optional<bool> augment;
+  nlohmann::json pairs = nlohmann::json::array();
+};
+
+const options::OptionSet<Transform>& transform_option_set() {
+  static const auto set =
+      options::OptionSet<Transform>()
+          .add(UNITRAIN_FIELD(size), "shorter side", options::at_least(1))
+          .add(UNITRAIN_FIELD(augment), "null: from the split")
+          .add(UNITRAIN_FIELD(pairs), "word pairs",
+               options::typed("array of pairs",
+                              options::check([](const nlohmann::json& v, const std::string& path) {
+                                if (!v.is_array()) throw ConfigError(path + ": expected pairs");
+                              })))
+          .validate([](const Transform& t, const nlohmann::json&, const std::string& where) {
+            if (t.size == 13) throw ConfigError(options::key_path(where, "size") + ": unlucky");
+          });
+  return set;
+}
+
+struct Reader {
+  std::string split = "train";
+  Transform image;  // this reader's defaults differ from the group's own
+  Reader() { image.size = 600; }
+};
+
+const options::OptionSet<Reader>& reader_option_set() {
+  static const auto set =
+      options::OptionSet<Reader>()
+          .add(UNITRAIN_FIELD(split), "the split")
+          .add_group("image", [](auto& o) -> auto& { return o.image; }, transform_option_set(),
+                     "the transform");
+  return set;
+}
+
+TEST(OptionGroups, DefaultsAreTheParentsAndNested) {
+  EXPECT_EQ(reader_option_set().defaults(),
+            nlohmann::json::parse(
+                R"({"split": "train", "image": {"size": 600, "augment": null, "pairs": []}})"));
+}
+
+TEST(OptionGroups, KeysLeftOutKeepTheParentsDefaults) {
+  const Reader r = reader_option_set().parse({{"image", {{"augment", true}}}}, "e.json:/d");
+  EXPECT_EQ(r.image.size, 600);
+  EXPECT_EQ(r.image.augment, std::optional<bool>(true));
+  const Reader unset = reader_option_set().parse({{"image", {{"augment", nullptr}}}});
+  EXPECT_FALSE(unset.image.augment.has_value());
+  EXPECT_EQ(reader_option_set().to_json(r)["image"],
+            nlohmann::json::parse(R"({"size": 600, "augment": true, "pairs": []})"));
+  EXPECT_EQ(reader_option_set().to_json(reader_option_set().parse(reader_option_set().to_json(r))),
+            reader_option_set().to_json(r));
+}
+
+TEST(OptionGroups, MessagesNameTheNestedKey) {
+  auto error = [](const nlohmann::json& json) {
+    try {
+      reader_option_set().parse(json, "e.json:/tasks/coco/dataset");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_THAT(error({{"image", {{"sise", 1}}}}),
+              HasSubstr("e.json:/tasks/coco/dataset/image/sise: unknown key 'sise'; valid keys: "
+                        "size, augment, pairs"));
+  EXPECT_THAT(error({{"image", {{"size", 0}}}}),
+              HasSubstr("e.json:/tasks/coco/dataset/image/size: must be >= 1, got 0"));
+  EXPECT_THAT(error({{"image", {{"augment", "yes"}}}}),
+              HasSubstr("e.json:/tasks/coco/dataset/image/augment: expected a boolean, found a "
+                        "string \"yes\""));
+  EXPECT_THAT(error({{"image", {{"pairs", 3}}}}),
+              HasSubstr("e.json:/tasks/coco/dataset/image/pairs: expected pairs"));
+  EXPECT_THAT(error({{"image", {{"size", 13}}}}),
+              HasSubstr("e.json:/tasks/coco/dataset/image/size: unlucky"));
+  EXPECT_THAT(error({{"image", 5}}),
+              HasSubstr("e.json:/tasks/coco/dataset/image: expected an object of options"));
+}
+
+TEST(OptionGroups, MarkdownHasOneRowPerNestedKeyWithTheParentsDefaults) {
+  EXPECT_EQ(reader_option_set().markdown(),
+            "| key | type | default | meaning |\n"
+            "|-----|------|---------|---------|\n"
+            "| `split` | string | `\"train\"` | the split |\n"
+            "| `image` | object |  | the transform |\n"
+            "| `image/size` | int | 600 | shorter side |\n"
+            "| `image/augment` | bool or null | `null` | null: from the split |\n"
+            "| `image/pairs` | array of pairs | `[]` | word pairs |\n");
 }
 
 }  // namespace

@@ -6,10 +6,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <unistd.h>
 
+#include "unitrain/data/image_pipeline.h"
 #include "unitrain/dataset.h"
+#include "unitrain/prepare.h"
 #include "unitrain/registry.h"
 #include "unitrain/toy/toy_suite.h"
 
@@ -152,6 +155,98 @@ TEST_F(ToySuitePluginsTest, Glue) {
     const int64_t unlabelled = counts["labels"].value("-", int64_t{0});  // MNLI "-" rows
     EXPECT_EQ(d->size(), counts["rows"].get<int64_t>() - unlabelled) << task << " " << split;
     read_all(*d, task + " " + split);
+  }
+}
+
+// A dataset's preparer (unitrain/prepare.h, what `predict` uses) gives for a record's raw
+// inputs the sample the dataset gives for that evaluation record: the same image tensor
+// and original size, the same token and segment ids.
+class Preparers : public ToySuitePluginsTest {
+ protected:
+  // The preparer built from the dataset block `options`; null when not registered.
+  std::shared_ptr<InputPreparer> preparer(const std::string& name, const json& options) {
+    if (!registry_->contains("preparer", name)) return nullptr;
+    return registry_->create_as<InputPreparer>("preparer", name, options, "toy/" + name);
+  }
+
+  static void expect_same(const Sample& prepared, const Sample& record) {
+    ASSERT_EQ(prepared.image.defined(), record.image.defined());
+    if (record.image.defined()) {
+      EXPECT_TRUE(torch::equal(prepared.image, record.image));
+      EXPECT_EQ(prepared.orig_height, record.orig_height);
+      EXPECT_EQ(prepared.orig_width, record.orig_width);
+    }
+    EXPECT_EQ(prepared.input_ids, record.input_ids);
+    EXPECT_EQ(prepared.segment_ids, record.segment_ids);
+  }
+
+  // The cells of line `line` (0 = the header) of a TSV file.
+  static std::vector<std::string> tsv_line(const fs::path& file, int line) {
+    std::ifstream in(file);
+    std::string text;
+    for (int i = 0; i <= line; ++i) std::getline(in, text);
+    std::vector<std::string> cells;
+    std::stringstream stream(text);
+    for (std::string cell; std::getline(stream, cell, '\t');) cells.push_back(cell);
+    return cells;
+  }
+};
+
+TEST_F(Preparers, CocoImageAsTheValRecord) {
+  const json options = {{"root", (root_ / "coco").string()}, {"image", small_images()}};
+  OPEN_OR_FAIL(d, "coco_detection", options, "val");
+  auto p = preparer("coco_detection", options);
+  ASSERT_TRUE(p) << "coco_detection registers no preparer";
+  EXPECT_TRUE(p->reads_image());
+  EXPECT_FALSE(p->reads_text());
+  std::ifstream in(root_ / "coco/annotations/instances_val2017.json");
+  const json instances = json::parse(in);
+  RawInput input;
+  input.rgb = data::decode_image(root_ / "coco/val2017" /
+                                 instances["images"][0]["file_name"].get<std::string>());
+  expect_same(p->prepare(input), d->get(0, 0));
+}
+
+TEST_F(Preparers, SnliVeImageAndHypothesisAsTheDevRecord) {
+  const json options = {{"root", (root_ / "snli_ve").string()},
+                        {"tokenizer", tokenizer()},
+                        {"image", small_images()}};
+  OPEN_OR_FAIL(d, "snli_ve", options, "dev");
+  auto p = preparer("snli_ve", options);
+  ASSERT_TRUE(p) << "snli_ve registers no preparer";
+  std::ifstream in(root_ / "snli_ve/snli_ve_dev.jsonl");
+  std::string line;
+  std::getline(in, line);
+  const json record = json::parse(line);
+  RawInput input;
+  input.rgb = data::decode_image(root_ / "snli_ve/flickr30k_images" /
+                                 (record["Flickr30K_ID"].get<std::string>() + ".jpg"));
+  input.text = record["sentence2"].get<std::string>();
+  const Sample prepared = p->prepare(input);
+  EXPECT_FALSE(prepared.input_ids.empty());
+  expect_same(prepared, d->get(0, 0));
+}
+
+TEST_F(Preparers, GluePairsAndSingleSentencesAsTheirRecords) {
+  for (const auto& [task, folder] : std::vector<std::pair<std::string, std::string>>{
+           {"qnli", "QNLI"}, {"sst2", "SST-2"}}) {
+    const json options = {{"task", task},
+                          {"root", (root_ / "glue" / folder).string()},
+                          {"tokenizer", tokenizer()},
+                          {"max_length", 20}};
+    OPEN_OR_FAIL(d, "glue", options, "dev");
+    auto p = preparer("glue", options);
+    ASSERT_TRUE(p) << "glue registers no preparer";
+    EXPECT_FALSE(p->reads_image());
+    const auto cells = tsv_line(root_ / "glue" / folder / "dev.tsv", 1);
+    RawInput input;
+    input.text = task == "qnli" ? cells.at(1) : cells.at(0);
+    if (task == "qnli") input.text_b = cells.at(2);
+    const Sample prepared = p->prepare(input);
+    if (task == "qnli") {
+      EXPECT_EQ(prepared.segment_ids.back(), 1) << "the pair's second text is segment 1";
+    }
+    expect_same(prepared, d->get(0, 0));
   }
 }
 

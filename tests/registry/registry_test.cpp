@@ -185,7 +185,39 @@ TEST(PluginLoad, AbiMajorMismatch) {
   Registry registry;
   auto message = error_of<PluginLoadError>(
       [&] { registry.load_file(lib("abi_major", "unitrain_fixture_abi_major")); });
-  EXPECT_THAT(message, HasSubstr("uses plugin ABI 99.0, but this unitrain uses ABI 1.0"));
+  EXPECT_THAT(message, HasSubstr("uses plugin ABI 99.0, but this unitrain uses ABI 2.0"));
+}
+
+// A library may name one of its plugins as the default of that kind (the scheduler an
+// experiment without a "scheduler" block gets); a kind has one default.
+TEST(PluginDefaults, ALibraryNamesTheDefaultOfAKind) {
+  Registry registry;
+  EXPECT_FALSE(registry.default_plugin("scheduler").has_value());
+  registry.load_file(std::string(UNITRAIN_TEST_PLUGIN_DIR) + "/libunitrain_task_schedulers.so");
+  EXPECT_EQ(registry.default_plugin("scheduler"), std::optional<std::string>("ratios"));
+  EXPECT_FALSE(registry.default_plugin("head").has_value());
+  registry.load_file(good_lib());  // names no default: nothing changes
+  EXPECT_EQ(registry.default_plugin("scheduler"), std::optional<std::string>("ratios"));
+
+  const auto other = lib("default_scheduler", "unitrain_fixture_default_scheduler");
+  auto message = error_of<RegistryError>([&] { registry.load_file(other); });
+  EXPECT_THAT(message, HasSubstr("two default schedulers"));
+  EXPECT_THAT(message, HasSubstr("libunitrain_task_schedulers.so' names 'ratios'"));
+  EXPECT_THAT(message, HasSubstr(other + "' names 'test_first_task'"));
+  EXPECT_FALSE(registry.contains("scheduler", "test_first_task"));  // refused whole
+
+  Registry alone;
+  alone.load_file(other);
+  EXPECT_EQ(alone.default_plugin("scheduler"), std::optional<std::string>("test_first_task"));
+}
+
+TEST(PluginDefaults, ADefaultTheLibraryDoesNotDefineIsRefused) {
+  Registry registry;
+  const auto file = lib("foreign_default", "unitrain_fixture_foreign_default");
+  auto message = error_of<PluginLoadError>([&] { registry.load_file(file); });
+  EXPECT_THAT(message, HasSubstr("names scheduler 'ratios' as the default scheduler, but "
+                                 "defines no scheduler of that name"));
+  EXPECT_FALSE(registry.default_plugin("scheduler").has_value());
 }
 
 TEST(PluginLoad, AnotherLibtorchInstance) {

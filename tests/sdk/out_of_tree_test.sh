@@ -96,6 +96,10 @@ unitrain=("$tmp/prefix/bin/unitrain" --plugin-dir "$tmp/out_of_tree_dataset/plug
           --plugin-dir "$tmp/out_of_tree_scheduler/plugins")
 show=$("${unitrain[@]}" plugins show image_folder)
 grep -q "torchvision's \`ImageFolder\` layout" <<<"$show" || { echo "image_folder README: $show"; exit 1; }
+# Its options are declared once, the image block as the SDK's group with its own defaults.
+table=$("${unitrain[@]}" plugins show image_folder --options-markdown)
+grep -qF '| `image/hflip` | float | 0.5 |' <<<"$table" || { echo "image_folder table: $table"; exit 1; }
+grep -qF '| `on_bad_record` | string | `"error"` |' <<<"$table" || { echo "image_folder table: $table"; exit 1; }
 show=$("${unitrain[@]}" plugins show loss_proportional)
 grep -q '"min_share": 0.05' <<<"$show" || { echo "loss_proportional defaults: $show"; exit 1; }
 

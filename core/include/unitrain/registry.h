@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "unitrain/errors.h"
+#include "unitrain/json_util.h"
 #include "unitrain/plugin.h"
 
 namespace unitrain {
@@ -70,12 +72,22 @@ class Registry {
   // Finds a plugin by name in any kind (for `unitrain plugins show NAME`).
   std::vector<const PluginInfo*> find_any(const std::string& name) const;
 
+  // The plugin of `kind` that a library names as that kind's default
+  // (UNITRAIN_EXPORT_DEFAULTS), or nullopt when no loaded library names one.
+  std::optional<std::string> default_plugin(const std::string& kind) const;
+
   // Merges `options` over the plugin's defaults after checking them (unknown keys,
-  // JSON types). `where` is the "file.json:/json/pointer" of the options block and
+  // JSON types): the one merge of plugin options, which the experiment's check and
+  // create() both run. `where` is the "file.json:/json/pointer" of the options block and
   // prefixes every message. Throws ConfigError.
   nlohmann::json resolve_options(const std::string& kind, const std::string& name,
                                  const nlohmann::json& options,
                                  const std::string& where) const;
+  // The same for the block at `pointer`, each message located by `where(pointer)` (the
+  // experiment names the file or --set value each key came from).
+  nlohmann::json resolve_options(const std::string& kind, const std::string& name,
+                                 const nlohmann::json& options, const JsonLocator& where,
+                                 const std::string& pointer) const;
 
   // Creates an object. Options are resolved as above; a factory's failure becomes a
   // RegistryError carrying the plugin's message.

@@ -23,7 +23,7 @@ void tune_allocator();
 // LibTorch has no CUDA or no GPU is visible; `where` prefixes the message.
 torch::Device parse_device(const std::string& text, const std::string& where);
 
-// "unitrain 0.1.0 (LibTorch 1.13.0, plugin ABI 1.0)".
+// "unitrain 0.1.0 (LibTorch 1.13.0, plugin ABI 2.0)".
 std::string version_string();
 
 }  // namespace unitrain

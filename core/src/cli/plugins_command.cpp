@@ -1,5 +1,6 @@
 // `unitrain plugins [--kind K] [--json]` and `unitrain plugins show NAME
 // [--options-markdown]`.
+#include <algorithm>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -68,6 +69,19 @@ void add_plugins_command(CLI::App& app, CliContext& context) {
         for (const auto& p : registry.list()) names.push_back(p.name);
         throw RegistryError(fmt::format("no plugin named '{}'; registered: {}", args->show_name,
                                         fmt::join(nearest_first(args->show_name, names), ", ")));
+      }
+      if (found.size() > 1 && args->kind.empty()) {
+        // A dataset's preparer (unitrain/prepare.h) shares its name and its library: the
+        // name means the dataset (--kind preparer shows the preparer).
+        std::vector<const PluginInfo*> main;
+        for (const auto* p : found) {
+          const bool companion =
+              p->kind == "preparer" && std::any_of(found.begin(), found.end(), [&](const auto* q) {
+                return q->kind == "dataset" && q->file == p->file;
+              });
+          if (!companion) main.push_back(p);
+        }
+        found = main;
       }
       if (found.size() > 1) {
         std::vector<std::string> kinds;

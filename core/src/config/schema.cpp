@@ -110,8 +110,18 @@ class SchemaChecker {
       component(block, pointer_join("/model/heads", task), "head");
     }
 
-    if (!root.contains("scheduler")) root["scheduler"] = json{{"type", "ratios"}};
-    component(root["scheduler"], "/scheduler", "scheduler");
+    if (!root.contains("scheduler") && registry_ != nullptr) {
+      // The scheduler a plugin library names as the default (UNITRAIN_EXPORT_DEFAULTS).
+      const auto type = registry_->default_plugin("scheduler");
+      if (!type) {
+        throw ConfigError(fmt::format(
+            "{}: no \"scheduler\" block, and no loaded plugin library names a default "
+            "scheduler; add {{\"scheduler\": {{\"type\": ...}}}} (`unitrain plugins` lists them)",
+            e_.where("")));
+      }
+      root["scheduler"] = json{{"type", *type}};
+    }
+    if (root.contains("scheduler")) component(root["scheduler"], "/scheduler", "scheduler");
     check_step(root, tasks.size());
 
     root["training"] = merge_checked(training_defaults(),
@@ -239,7 +249,8 @@ class SchemaChecker {
     json options = block;
     options.erase("type");
     options.erase("init_from");
-    json merged = merge_checked(registry_->find(kind, type).defaults, options, e_, p);
+    json merged = registry_->resolve_options(
+        kind, type, options, [&](const std::string& pointer) { return e_.where(pointer); }, p);
     merged["type"] = type;
     if (block.contains("init_from")) merged["init_from"] = block["init_from"];
     block = merged;

@@ -7,9 +7,9 @@
 #include "unitrain/checkpoint.h"
 #include "unitrain/data/image_pipeline.h"
 #include "unitrain/errors.h"
+#include "unitrain/prepare.h"
 #include "unitrain/registry.h"
 #include "unitrain/runtime.h"
-#include "unitrain/tokenizer.h"
 
 namespace unitrain::infer {
 
@@ -19,9 +19,11 @@ using json = nlohmann::json;
 // What a task needs to turn raw inputs into a sample, built once.
 struct Predictor::TaskState {
   std::set<std::string> modalities;
-  std::string where;  // "file:/tasks/T/dataset", for messages
-  std::unique_ptr<data::ImageTransform> transform;  // null: the block has no "image"
-  std::shared_ptr<const Tokenizer> tokenizer;       // null: the block has no "tokenizer"
+  std::string where;         // "file:/tasks/T/dataset", for messages
+  std::string dataset_type;  // the dataset plugin's name
+  // The dataset plugin's preparer (kind "preparer", the dataset's name); null when the
+  // plugin registers none.
+  std::shared_ptr<const InputPreparer> preparer;
   mutable std::once_flag labels_once;
   mutable LabelSpace labels;
 };
@@ -77,18 +79,13 @@ Predictor::Predictor(Experiment experiment, const fs::path& run_or_checkpoint)
     const std::string pointer = pointer_join(pointer_join("/tasks", name), "dataset");
     const json& block = experiment_.json.at(json::json_pointer(pointer));
     state->where = experiment_.where(pointer);
-    if (state->modalities.count("image") && block.contains("image")) {
-      data::ImageTransformOptions defaults;
-      defaults.augment = false;
-      auto options = data::image_transform_options_from_json(block.at("image"), defaults,
-                                                             state->where + "/image");
-      options.augment = false;  // evaluation preprocessing, whatever the training split says
-      state->transform = std::make_unique<data::ImageTransform>(options);
-    }
-    if (state->modalities.count("text") && block.contains("tokenizer")) {
-      auto options = tokenizer_options_from_json(block.at("tokenizer"), state->where + "/tokenizer");
-      if (block.contains("max_length")) options.max_length = block.at("max_length").get<int64_t>();
-      state->tokenizer = make_tokenizer(options);
+    state->dataset_type = block.at("type").get<std::string>();
+    if (Registry::global().contains("preparer", state->dataset_type)) {
+      json options = block;
+      options.erase("type");
+      options.erase("init_from");
+      state->preparer = Registry::global().create_as<InputPreparer>(
+          "preparer", state->dataset_type, options, state->where);
     }
     if (auto it = stored_labels.find(name); it != stored_labels.end()) {
       state->labels = it->second;
@@ -127,13 +124,19 @@ const LabelSpace& Predictor::labels(const std::string& task) const {
 void Predictor::check_request(const std::string& task, const Request& request,
                               const InputNames& names) const {
   const TaskState& s = state(task);
+  if (!s.preparer) {
+    throw ConfigError(fmt::format("{}: dataset '{}' registers no preparer (a \"preparer\" plugin "
+                                  "of the same name, unitrain/prepare.h), so task '{}' cannot "
+                                  "prepare raw inputs",
+                                  s.where, s.dataset_type, task));
+  }
   if (s.modalities.count("image")) {
     if (!request.has_image()) {
       throw ConfigError(fmt::format("task '{}' reads an image: give {}", task, names.image));
     }
-    if (!s.transform) {
-      throw ConfigError(fmt::format("{}: the dataset block has no \"image\" transform, so task '{}' "
-                                    "cannot prepare an image", s.where, task));
+    if (!s.preparer->reads_image()) {
+      throw ConfigError(fmt::format("{}: dataset '{}' prepares no image, so task '{}' cannot "
+                                    "prepare one", s.where, s.dataset_type, task));
     }
   } else if (request.has_image()) {
     throw ConfigError(fmt::format("task '{}' reads no image; drop {}", task, names.image));
@@ -142,9 +145,9 @@ void Predictor::check_request(const std::string& task, const Request& request,
     if (request.text.empty()) {
       throw ConfigError(fmt::format("task '{}' reads text: give {}", task, names.text));
     }
-    if (!s.tokenizer) {
-      throw ConfigError(fmt::format("{}: the dataset block has no \"tokenizer\", so task '{}' "
-                                    "cannot tokenize text", s.where, task));
+    if (!s.preparer->reads_text()) {
+      throw ConfigError(fmt::format("{}: dataset '{}' prepares no text, so task '{}' cannot "
+                                    "tokenize it", s.where, s.dataset_type, task));
     }
   } else if (!request.text.empty() || !request.text_b.empty()) {
     throw ConfigError(fmt::format("task '{}' reads no text; drop {} / {}", task, names.text,
@@ -156,30 +159,21 @@ Sample Predictor::sample(const std::string& task, const Request& request, const 
                          cv::Mat* rgb_out) const {
   check_request(task, request, names);
   const TaskState& s = state(task);
-  Sample sample;
-  sample.source = "predict";
-  if (s.transform && request.has_image()) {
-    cv::Mat rgb = request.rgb;
-    if (rgb.empty()) {
-      rgb = data::decode_image(request.image_file);
-      sample.source = request.image_file;
-    } else if (rgb.type() != CV_8UC3) {
+  RawInput input;
+  if (request.has_image()) {
+    input.rgb = request.rgb;
+    if (input.rgb.empty()) {
+      input.rgb = data::decode_image(request.image_file);
+      input.source = request.image_file;
+    } else if (input.rgb.type() != CV_8UC3) {
       throw DataError(fmt::format("task '{}': a decoded image must be 8-bit RGB with 3 channels",
                                   task));
     }
-    sample.image = s.transform->apply(rgb, torch::Tensor(), 0).image;
-    sample.orig_height = rgb.rows;
-    sample.orig_width = rgb.cols;
-    sample.image_id = 0;
-    if (rgb_out) *rgb_out = rgb;
+    if (rgb_out) *rgb_out = input.rgb;
   }
-  if (s.tokenizer && !request.text.empty()) {
-    const Encoding encoding = request.text_b.empty() ? s.tokenizer->encode(request.text)
-                                                     : s.tokenizer->encode(request.text, &request.text_b);
-    sample.input_ids = encoding.input_ids;
-    sample.segment_ids = encoding.segment_ids;
-  }
-  return sample;
+  input.text = request.text;
+  input.text_b = request.text_b;
+  return s.preparer->prepare(input);
 }
 
 Predictions Predictor::predict(const std::string& task, const std::vector<Sample>& samples) const {

@@ -2,9 +2,9 @@
 // `unitrain predict` (one request or a JSONL file of them) and the installed inference
 // library (unitrain/inference.h).
 //
-// Inputs are prepared exactly as each task's dataset prepares its evaluation records:
-// the dataset block's "image" transform without augmentation, its "tokenizer" and
-// "max_length". The transforms and tokenizers are built once, when the predictor is.
+// Inputs are prepared exactly as each task's dataset prepares its evaluation records, by
+// the dataset plugin's preparer (unitrain/prepare.h) built from the task's dataset block
+// once, when the predictor is.
 #pragma once
 
 #include <filesystem>

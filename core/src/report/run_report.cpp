@@ -123,14 +123,10 @@ void read_metrics(const fs::path& file, json& run) {
 }
 
 // Each task's sampled share (throughput.json's updates per task, else the training lines
-// of metrics.jsonl) and its target: the scheduler's distribution recorded in tasks.json,
-// else the ratios of a "ratios" scheduler or 1/N for "uniform".
-void read_shares(const json& tasks_file, const json& throughput, const json& experiment, json& run) {
+// of metrics.jsonl) and its target: the scheduler's distribution recorded in tasks.json
+// (a run folder without it, from an older unitrain, shows no target).
+void read_shares(const json& tasks_file, const json& throughput, json& run) {
   const json& tasks = run["tasks"];
-  std::string scheduler;
-  if (experiment.is_object() && experiment.contains("scheduler") && experiment["scheduler"].is_object()) {
-    scheduler = experiment["scheduler"].value("type", "");
-  }
   // NOTE: every lookup below checks the key and the type first: a run folder's files may
   // name tasks that the others do not (operator[] on a const json without the key is
   // undefined behaviour, and value() on a non-object throws).
@@ -138,19 +134,6 @@ void read_shares(const json& tasks_file, const json& throughput, const json& exp
     if (!parent.is_object() || !parent.contains(key) || !parent.at(key).is_object()) return nullptr;
     return &parent.at(key);
   };
-  const json* experiment_tasks = object_at(experiment, "tasks");
-  auto spec_of = [&](const std::string& name) {
-    return experiment_tasks ? object_at(*experiment_tasks, name) : nullptr;
-  };
-  auto ratio_of = [&](const std::string& name) {
-    const json* spec = spec_of(name);
-    return spec && spec->contains("ratio") && spec->at("ratio").is_number() ? spec->at("ratio").get<double>() : 1.0;
-  };
-  double ratio_sum = 0;
-  for (const auto& task : tasks) {
-    const std::string name = task.get<std::string>();
-    if (spec_of(name)) ratio_sum += ratio_of(name);
-  }
   int64_t total_lines = 0;
   for (const auto& [task, n] : run["lines_per_task"].items()) total_lines += n.get<int64_t>();
   const bool from_throughput = throughput.is_object();
@@ -167,10 +150,6 @@ void read_shares(const json& tasks_file, const json& throughput, const json& exp
     const json* recorded = object_at(tasks_file, name);
     if (recorded && recorded->value("target_share", json()).is_number()) {
       share["target"] = recorded->at("target_share");
-    } else if (scheduler == "ratios" && ratio_sum > 0 && spec_of(name)) {
-      share["target"] = ratio_of(name) / ratio_sum;
-    } else if (scheduler == "uniform" && !tasks.empty()) {
-      share["target"] = 1.0 / static_cast<double>(tasks.size());
     }
     run["share"][name] = share;
   }
@@ -226,7 +205,7 @@ json read_run(const fs::path& run_dir) {
       if (info.is_object() && info.value("chance", json()).is_number()) run["chance"][name] = info["chance"];
     }
   }
-  read_shares(tasks_file, throughput, experiment, run);
+  read_shares(tasks_file, throughput, run);
   if (throughput.is_object()) {
     for (const auto& name : tasks) {
       if (!throughput.contains(name) || !throughput[name].is_object()) continue;

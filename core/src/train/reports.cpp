@@ -178,13 +178,13 @@ std::string eval_table(const json& result, const std::vector<TaskData>& tasks) {
     if (!result.contains(t.name) || result[t.name].empty()) continue;
     const auto& metrics = result[t.name];
     const std::string metric = headline_metric(t, metrics);
-    const LabelSpace labels = (t.eval ? t.eval : t.train)->labels();
-    const double chance = chance_level(t);
+    const Dataset& dataset = *(t.eval ? t.eval : t.train);
     table += fmt::format("{:<12} {:<14} {:>8.3f} {:>8.3f}\n", t.name, metric,
-                         metrics[metric].get<double>(), chance);
-    if (labels.kind == "detection" && metrics.contains("ap50") && metric != "ap50") {
-      table += fmt::format("{:<12} {:<14} {:>8.3f} {:>8.3f}\n", "", "ap50",
-                           metrics["ap50"].get<double>(), 0.0);
+                         metrics[metric].get<double>(), chance_level(t));
+    for (const auto& [name, chance] : dataset.evaluator()->table_rows(metrics, dataset.labels())) {
+      if (name == metric || !metrics.contains(name) || !metrics[name].is_number()) continue;
+      table += fmt::format("{:<12} {:<14} {:>8.3f} {:>8.3f}\n", "", name,
+                           metrics[name].get<double>(), chance);
     }
   }
   return table;

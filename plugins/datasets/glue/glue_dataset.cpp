@@ -1,4 +1,4 @@
-// The glue dataset plugin: reader, options and export.
+// The GLUE reader (the plugin entry, options and export: plugin.cpp).
 #include "glue_dataset.h"
 
 #include <algorithm>
@@ -6,24 +6,10 @@
 
 #include <fmt/format.h>
 
-#include "unitrain/json_util.h"
 #include "unitrain/metrics.h"
-#include "unitrain/plugin.h"
-#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_embed_readme)
 
 namespace unitrain::glue {
 namespace {
-
-constexpr const char* kDefaultsJson = R"({
-  "split": "train",
-  "task": "qnli",
-  "root": "",
-  "files": {},
-  "tokenizer": {},
-  "max_length": 128,
-  "on_bad_record": "error"
-})";
-
 
 std::string joined(const std::vector<std::string_view>& v) {
   std::string s;
@@ -200,36 +186,4 @@ std::unique_ptr<ResultWriter> GlueDataset::result_writer() const {
   return std::make_unique<GlueResultWriter>(submission_name(), task_->labels, std::move(index_of_line));
 }
 
-GlueOptions glue_options_from_json(const nlohmann::json& j, const std::string& where) {
-  GlueOptions o;
-  o.split = j.at("split").get<std::string>();
-  o.task = j.at("task").get<std::string>();
-  if (!find_glue_task(o.task)) {
-    throw ConfigError(fmt::format("{}/task: unknown GLUE task '{}' (known: {})", where, o.task,
-                                  glue_task_names()));
-  }
-  o.file = data::under_root(j.at("root").get<std::string>(),
-                            data::per_split(j.at("files"), o.split, o.split + ".tsv",
-                                            where + "/files"));
-  const int64_t max_length = j.at("max_length").get<int64_t>();
-  if (max_length < 3) {
-    throw ConfigError(fmt::format("{}/max_length: must be >= 3, found {}", where, max_length));
-  }
-  auto tokenizer = tokenizer_options_from_json(j.at("tokenizer"), where + "/tokenizer");
-  tokenizer.max_length = max_length;
-  o.tokenizer = make_tokenizer(tokenizer);
-  o.on_bad_record = data::on_bad_record_from_json(j.at("on_bad_record"), where + "/on_bad_record");
-  return o;
-}
-
-std::shared_ptr<Dataset> make_glue(const nlohmann::json& options) {
-  const auto merged = merge_checked(nlohmann::json::parse(kDefaultsJson), options, "glue", "");
-  return std::make_shared<GlueDataset>(glue_options_from_json(merged, "glue"));
-}
-
 }  // namespace unitrain::glue
-
-UNITRAIN_PLUGIN(kGlue, unitrain::Dataset, "dataset", "glue", "0.1.0",
-                "GLUE sentence(-pair) classification from the TSV files (task option)",
-                unitrain::glue::kDefaultsJson, kReadme, unitrain::glue::make_glue);
-UNITRAIN_EXPORT_PLUGINS(&kGlue);

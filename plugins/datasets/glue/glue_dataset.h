@@ -24,7 +24,10 @@ struct GlueOptions {
   data::OnBadRecord on_bad_record = data::OnBadRecord::kError;
 };
 
+// The dataset block `j` (keys left out keep their defaults) read and resolved: the file
+// under "root", the tokenizer built. ConfigError naming the key under `where`.
 GlueOptions glue_options_from_json(const nlohmann::json& j, const std::string& where);
+// The plugin factory.
 std::shared_ptr<Dataset> make_glue(const nlohmann::json& options);
 
 class GlueDataset : public Dataset, public TokenVocabulary, public ResultFiles {

@@ -1,4 +1,4 @@
-// The snli_ve dataset plugin: reader, options and export.
+// The SNLI-VE reader (the plugin entry, options and export: plugin.cpp).
 #include "snli_ve_dataset.h"
 
 #include <algorithm>
@@ -7,32 +7,15 @@
 #include <fmt/format.h>
 #include <opencv2/core.hpp>
 
-#include "unitrain/json_util.h"
 #include "unitrain/json_text.h"
+#include "unitrain/json_util.h"
 #include "unitrain/metrics.h"
-#include "unitrain/plugin.h"
-#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_embed_readme)
 
 namespace unitrain::snli_ve {
 
 const std::vector<std::string> kLabels = {"entailment", "neutral", "contradiction"};
 
 namespace {
-
-constexpr const char* kDefaultsJson = R"({
-  "split": "train",
-  "root": "",
-  "files": {},
-  "images": "flickr30k_images",
-  "tokenizer": {},
-  "max_length": 25,
-  "image": {"min_size": 800, "max_size": 1333, "train_min_sizes": [], "hflip": 0.0,
-            "augment": null, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
-  "flip_swap": [["left", "right"]],
-  "on_bad_record": "error",
-  "check_images": true
-})";
-
 
 bool is_blank(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
@@ -210,39 +193,4 @@ std::unique_ptr<ResultWriter> SnliVeDataset::result_writer() const {
   return std::make_unique<SnliVeResultWriter>(options_.split, std::move(records));
 }
 
-SnliVeOptions snli_ve_options_from_json(const nlohmann::json& j, const std::string& where) {
-  SnliVeOptions o;
-  o.split = j.at("split").get<std::string>();
-  const std::string root = j.at("root").get<std::string>();
-  o.file = data::under_root(root, data::per_split(j.at("files"), o.split,
-                                                  fmt::format("snli_ve_{}.jsonl", o.split),
-                                                  where + "/files"));
-  o.images = data::under_root(root, j.at("images").get<std::string>());
-  const int64_t max_length = j.at("max_length").get<int64_t>();
-  if (max_length < 3) {
-    throw ConfigError(fmt::format("{}/max_length: must be >= 3, found {}", where, max_length));
-  }
-  auto tokenizer = tokenizer_options_from_json(j.at("tokenizer"), where + "/tokenizer");
-  tokenizer.max_length = max_length;
-  o.tokenizer = make_tokenizer(tokenizer);
-  data::ImageTransformOptions image;
-  image.augment = data::is_train_split(o.split);
-  o.image = data::image_transform_options_from_json(j.at("image"), image, where + "/image");
-  o.flip_swap = data::word_pairs_from_json(j.at("flip_swap"), where + "/flip_swap");
-  o.on_bad_record = data::on_bad_record_from_json(j.at("on_bad_record"), where + "/on_bad_record");
-  o.check_images = j.at("check_images").get<bool>();
-  return o;
-}
-
-std::shared_ptr<Dataset> make_snli_ve(const nlohmann::json& options) {
-  const auto merged = merge_checked(nlohmann::json::parse(kDefaultsJson), options, "snli_ve", "");
-  return std::make_shared<SnliVeDataset>(snli_ve_options_from_json(merged, "snli_ve"));
-}
-
 }  // namespace unitrain::snli_ve
-
-UNITRAIN_PLUGIN(kSnliVe, unitrain::Dataset, "dataset", "snli_ve", "0.1.0",
-                "SNLI-VE visual entailment (Flickr30k image, hypothesis, 3 labels)",
-                unitrain::snli_ve::kDefaultsJson, kReadme,
-                unitrain::snli_ve::make_snli_ve);
-UNITRAIN_EXPORT_PLUGINS(&kSnliVe);

@@ -32,8 +32,10 @@ struct SnliVeOptions {
   bool check_images = true;
 };
 
-// "file.jsonl" options from JSON (every default key present); builds the tokenizer.
+// The dataset block `j` (keys left out keep their defaults) read and resolved: files
+// under "root", the tokenizer built. ConfigError naming the key under `where`.
 SnliVeOptions snli_ve_options_from_json(const nlohmann::json& j, const std::string& where);
+// The plugin factory.
 std::shared_ptr<Dataset> make_snli_ve(const nlohmann::json& options);
 
 class SnliVeDataset : public Dataset, public TokenVocabulary, public ResultFiles, public RecordText {

@@ -1,4 +1,4 @@
-// Options of the vg_detection plugin (JSON keys: README.md).
+// Options of the vg_detection plugin (declared in plugin.cpp; the table is in README.md).
 #pragma once
 
 #include <memory>
@@ -11,9 +11,10 @@
 
 namespace unitrain::vg {
 
-// `j` holds every default key (the host merged them); file names are resolved under "root".
+// The dataset block `j` (keys left out keep their defaults) read, with its file names
+// resolved under "root". ConfigError naming the key under `where`.
 data::CocoStyleOptions vg_options_from_json(const nlohmann::json& j, const std::string& where);
-// The plugin factory (merges `options` over the defaults itself, for direct callers).
+// The plugin factory.
 std::shared_ptr<Dataset> make_vg_detection(const nlohmann::json& options);
 
 }  // namespace unitrain::vg

@@ -1,4 +1,4 @@
-// Options of the vqa2 plugin (JSON keys: README.md).
+// The vqa2 plugin's options (declared in plugin.cpp; the table is in README.md).
 #pragma once
 
 #include <memory>
@@ -10,11 +10,11 @@
 
 namespace unitrain::vqa {
 
-// `j` holds every key of the defaults (the host merged them). Resolves the standard
-// VQAv2 file names under "root", builds the tokenizer and the answer vocabulary.
+// The dataset block `j` (keys left out keep their defaults) read and resolved: the
+// standard VQAv2 file names under "root", the tokenizer and the answer vocabulary built.
+// ConfigError naming the key under `where`.
 Vqa2Options vqa2_options_from_json(const nlohmann::json& j, const std::string& where);
-const char* vqa2_defaults_json();
-// The plugin factory (options merged over the defaults again, for direct callers).
+// The plugin factory.
 std::shared_ptr<Dataset> make_vqa2(const nlohmann::json& options);
 
 }  // namespace unitrain::vqa

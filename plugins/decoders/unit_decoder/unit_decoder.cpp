@@ -6,7 +6,6 @@
 #include "unitrain/json_text.h"
 #include "unitrain/options.h"
 #include "unitrain/plugin.h"
-#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_add_plugin)
 
 namespace unitrain::decoders {
 namespace {
@@ -199,20 +198,3 @@ torch::Tensor UnitDecoderImpl::decode(const std::string& task, const EncoderOutp
 }
 
 }  // namespace unitrain::decoders
-
-namespace {
-
-std::shared_ptr<unitrain::Decoder> make_unit_decoder(const nlohmann::json& options) {
-  auto o = unitrain::decoders::unit_decoder_options_from_json(options, "");
-  return std::make_shared<unitrain::decoders::UnitDecoderImpl>(o);
-}
-
-}  // namespace
-
-UNITRAIN_PLUGIN(kUnitDecoder, unitrain::Decoder, "decoder", "unit_decoder", "0.1.0",
-                "DETR post-norm decoder with per-task learned queries (UniT)",
-                unitrain::decoders::unit_decoder_option_set().defaults_json().c_str(), kReadme,
-                make_unit_decoder);
-UNITRAIN_EXPORT_PLUGINS(&kUnitDecoder);
-UNITRAIN_EXPORT_OPTION_TABLES(UNITRAIN_OPTION_TABLE(
-    "decoder", "unit_decoder", &unitrain::decoders::unit_decoder_option_set));

@@ -5,7 +5,6 @@
 #include "unitrain/errors.h"
 #include "unitrain/options.h"
 #include "unitrain/plugin.h"
-#include "unitrain_readme.h"  // kReadme, from README.md (unitrain_add_plugin)
 
 namespace unitrain::image {
 namespace {
@@ -207,20 +206,3 @@ EncoderOutput ImageEncoderImpl::forward(const torch::Tensor& image,
 }
 
 }  // namespace unitrain::image
-
-namespace {
-
-std::shared_ptr<unitrain::Encoder> make_image_encoder(const nlohmann::json& options) {
-  auto o = unitrain::image::image_encoder_options_from_json(options, "");
-  return std::make_shared<unitrain::image::ImageEncoderImpl>(o);
-}
-
-}  // namespace
-
-UNITRAIN_PLUGIN(kImageEncoder, unitrain::Encoder, "encoder", "image", "0.1.0",
-                "ResNet + DETR transformer image encoder (UniT)",
-                unitrain::image::image_encoder_option_set().defaults_json().c_str(), kReadme,
-                make_image_encoder);
-UNITRAIN_EXPORT_PLUGINS(&kImageEncoder);
-UNITRAIN_EXPORT_OPTION_TABLES(
-    UNITRAIN_OPTION_TABLE("encoder", "image", &unitrain::image::image_encoder_option_set));

@@ -37,6 +37,13 @@ const options::OptionSet<AnnealedOptions>& annealed_option_set();        // task
 const options::OptionSet<StopAndGoOptions>& stop_and_go_option_set();    // stop_and_go.cpp
 const options::OptionSet<UncertaintyOptions>& uncertainty_option_set();  // uncertainty.cpp
 
+// The fixed distributions (task_schedulers.cpp).
+std::shared_ptr<TaskScheduler> make_ratios(const nlohmann::json& options);
+std::shared_ptr<TaskScheduler> make_uniform(const nlohmann::json& options);
+std::shared_ptr<TaskScheduler> make_round_robin(const nlohmann::json& options);
+std::shared_ptr<TaskScheduler> make_size_proportional(const nlohmann::json& options);
+std::shared_ptr<TaskScheduler> make_temperature(const nlohmann::json& options);
+std::shared_ptr<TaskScheduler> make_annealed(const nlohmann::json& options);
 // MT-DNN: every batch of every task once per epoch, in a shuffled order (mtdnn_epoch.cpp).
 std::shared_ptr<TaskScheduler> make_mtdnn_epoch(const nlohmann::json& options);
 // 12-in-1's stop-and-go round robin over validation metrics (stop_and_go.cpp).

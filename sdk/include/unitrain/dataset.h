@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -38,6 +39,14 @@ class Evaluator {
     return labels.kind == "detection" || labels.names.empty()
                ? 0.0
                : 1.0 / static_cast<double>(labels.names.size());
+  }
+  // Further metrics of a compute() result that the evaluation table shows under the
+  // headline, each with its chance level (detection: AP50, chance 0). Default: none.
+  virtual std::vector<std::pair<std::string, double>> table_rows(
+      const nlohmann::json& metrics, const LabelSpace& labels) const {
+    (void)metrics;
+    (void)labels;
+    return {};
   }
 };
 

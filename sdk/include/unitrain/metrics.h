@@ -16,6 +16,7 @@
 
 #include "unitrain/batch.h"
 #include "unitrain/dataset.h"
+#include "unitrain/options.h"
 
 namespace unitrain {
 
@@ -141,6 +142,9 @@ class DetectionEvaluator : public Evaluator {
   void add(const Predictions& predictions, const Batch& batch) override;
   nlohmann::json compute() const override;
   std::string headline(const nlohmann::json&) const override { return "ap"; }
+  // AP50 under AP (chance 0).
+  std::vector<std::pair<std::string, double>> table_rows(const nlohmann::json& metrics,
+                                                         const LabelSpace& labels) const override;
 
  private:
   DetectionApOptions options_;
@@ -156,6 +160,9 @@ struct EvaluatorOptions {
   // Detection: detections kept per image and category. Default: 100.
   int64_t max_detections = 100;
 };
+
+// The "evaluator" block of a detection dataset (max_detections), declared once.
+const options::OptionSet<EvaluatorOptions>& detection_evaluator_option_set();
 
 // Reads EvaluatorOptions; unknown keys and wrong types throw ConfigError naming `where`.
 EvaluatorOptions evaluator_options_from_json(const nlohmann::json& j, const std::string& where);

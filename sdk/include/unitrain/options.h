@@ -15,6 +15,12 @@
 // in a prototype Options object (`MyHeadOptions()` unless one is given), i.e. what the
 // struct itself says: the value is written once, next to the field.
 //
+// A nested block (a dataset's "image" or "tokenizer") is a group: a field whose own
+// OptionSet declares its keys (`add_group`); the SDK's blocks ship their sets
+// (image_transform_option_set(), tokenizer_option_set(), ...). Fields may be
+// std::optional (JSON null = not set) or any JSON value (nlohmann::json). Plain structs
+// bind their members with UNITRAIN_FIELD(member).
+//
 // UNITRAIN_EXPORT_OPTION_TABLES lets `unitrain plugins show NAME --options-markdown` and
 // the README check (tests/plugins/option_tables_test.cpp) read the tables of a library.
 #pragma once
@@ -148,6 +154,40 @@ struct Kind<std::map<std::string, T>> {
   }
 };
 
+// A value that may be null: null reads as "not set" (std::nullopt).
+template <typename T>
+struct Kind<std::optional<T>> {
+  static std::string doc() { return Kind<T>::doc() + " or null"; }
+  static std::string expected() { return Kind<T>::expected() + " or null"; }
+  static void read(const nlohmann::json& j, const std::string& path, std::optional<T>& out) {
+    if (j.is_null()) {
+      out.reset();
+      return;
+    }
+    T value{};
+    Kind<T>::read(j, path, value);
+    out = std::move(value);
+  }
+};
+
+// Any JSON value, kept as given (the plugin checks it, e.g. with a Rule's `check`).
+template <>
+struct Kind<nlohmann::json> {
+  static std::string doc() { return "JSON"; }
+  static std::string expected() { return "a JSON value"; }
+  static void read(const nlohmann::json& j, const std::string&, nlohmann::json& out) { out = j; }
+};
+
+// A field's value as JSON (std::optional as null or its value).
+template <typename T>
+nlohmann::json to_json_value(const T& value) {
+  return nlohmann::json(value);
+}
+template <typename T>
+nlohmann::json to_json_value(const std::optional<T>& value) {
+  return value ? to_json_value(*value) : nlohmann::json(nullptr);
+}
+
 // A bound as the message prints it: 1 rather than 1.0 for a whole number.
 inline std::string bound_text(double bound) {
   if (std::floor(bound) == bound && std::fabs(bound) < 1e15) {
@@ -168,6 +208,8 @@ struct Rule {
   // Runs on the JSON value as given, before it is read (for checks whose message must
   // say more than the type); throws ConfigError naming `path`.
   std::function<void(const nlohmann::json& value, const std::string& path)> check;
+  // The README's type column, when the field's C++ type says too little (a JSON field).
+  std::string type;
 };
 
 // value >= minimum.
@@ -192,6 +234,12 @@ inline Rule one_of(std::vector<std::string> allowed) {
 inline Rule check(std::function<void(const nlohmann::json& value, const std::string& path)> f) {
   Rule rule;
   rule.check = std::move(f);
+  return rule;
+}
+
+// `rule` with the README's type column set to `type`.
+inline Rule typed(std::string type, Rule rule = {}) {
+  rule.type = std::move(type);
   return rule;
 }
 
@@ -221,7 +269,26 @@ class OptionSet {
     auto entry = std::make_shared<Field<T, Access>>(std::move(access), std::move(rule));
     entry->key = key;
     entry->meaning = std::move(meaning);
-    entry->type = detail::Kind<T>::doc();
+    entry->type = entry->rule.type.empty() ? detail::Kind<T>::doc() : entry->rule.type;
+    entries_.push_back(std::move(entry));
+    refresh();
+    return *this;
+  }
+
+  // Declares the option group `key` (a JSON object such as a dataset's "image" block)
+  // bound to the field `access`, whose options `group` declares. Keys the JSON leaves out
+  // keep the field's value in this set's prototype, so one group (the SDK's image
+  // transform) serves plugins with different defaults. Its keys appear in the README
+  // table as `key/subkey` rows, with this plugin's defaults.
+  template <typename Sub, typename Access>
+  OptionSet& add_group(const char* key, Access access, const OptionSet<Sub>& group,
+                       std::string meaning) {
+    static_assert(std::is_same_v<std::decay_t<decltype(access(std::declval<Options&>()))>, Sub>,
+                  "the group's OptionSet must declare the field's type");
+    auto entry = std::make_shared<Group<Sub, Access>>(std::move(access), group);
+    entry->key = key;
+    entry->meaning = std::move(meaning);
+    entry->type = "object";
     entries_.push_back(std::move(entry));
     refresh();
     return *this;
@@ -255,6 +322,12 @@ class OptionSet {
   // keep their defaults; an undeclared key is an error. `where` (a file and JSON pointer)
   // prefixes the keys' paths in messages: "<where>/<key>: expected ..., found ...".
   Options parse(const nlohmann::json& json, const std::string& where = "") const {
+    return parse_over(json, where, prototype_);
+  }
+
+  // As parse, but the keys the JSON leaves out keep their values in `base`.
+  Options parse_over(const nlohmann::json& json, const std::string& where,
+                     const Options& base) const {
     if (!json.is_object()) {
       detail::type_error(json, where.empty() ? "/" : where, "an object of options");
     }
@@ -265,7 +338,7 @@ class OptionSet {
       throw ConfigError(key_path(where, item.key()) + ": unknown key '" + item.key() +
                         "'; valid keys: " + keys);
     }
-    Options options = prototype_;
+    Options options = base;
     for (const auto& entry : entries_) {
       if (json.contains(entry->key)) {
         entry->read(json.at(entry->key), key_path(where, entry->key), options);
@@ -292,12 +365,23 @@ class OptionSet {
   // | `key` | type | default | meaning |
   const std::string& markdown() const { return markdown_; }
 
+  // The table's rows for the options `o`, each key prefixed by `prefix` (a group's rows
+  // inside its parent's table).
+  void append_rows(const std::string& prefix, const Options& o, std::string& out) const {
+    for (const auto& entry : entries_) entry->append_rows(prefix, o, out);
+  }
+
  private:
   struct Entry {
     virtual ~Entry() = default;
     virtual bool bound() const { return true; }
     virtual void read(const nlohmann::json& given, const std::string& path, Options& o) const = 0;
     virtual nlohmann::json get(const Options& o) const = 0;
+    // This key's README row(s) for the options `o`.
+    virtual void append_rows(const std::string& prefix, const Options& o,
+                             std::string& out) const {
+      out += row(prefix + key, type, default_text(get(o)), meaning);
+    }
     std::string key, type, meaning;
   };
 
@@ -314,7 +398,7 @@ class OptionSet {
     nlohmann::json get(const Options& o) const override {
       // NOTE: the accessor is a generic lambda; on a const Options it calls the const
       // TORCH_ARG getter.
-      return nlohmann::json(access(o));
+      return detail::to_json_value(access(o));
     }
     void check_rule(const T& value, const std::string& path) const {
       if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
@@ -350,6 +434,22 @@ class OptionSet {
     Rule rule;
   };
 
+  template <typename Sub, typename Access>
+  struct Group : Entry {
+    Group(Access a, OptionSet<Sub> g) : access(std::move(a)), group(std::move(g)) {}
+    void read(const nlohmann::json& given, const std::string& path, Options& o) const override {
+      access(o) = group.parse_over(given, path, access(o));
+    }
+    nlohmann::json get(const Options& o) const override { return group.to_json(access(o)); }
+    void append_rows(const std::string& prefix, const Options& o,
+                     std::string& out) const override {
+      out += row(prefix + this->key, this->type, "", this->meaning);
+      group.append_rows(prefix + this->key + "/", access(o), out);
+    }
+    Access access;
+    OptionSet<Sub> group;
+  };
+
   struct Unbound : Entry {
     bool bound() const override { return false; }
     void read(const nlohmann::json&, const std::string&, Options&) const override {}
@@ -370,6 +470,12 @@ class OptionSet {
     return "`" + value.dump() + "`";
   }
 
+  static std::string row(const std::string& key, const std::string& type,
+                         const std::string& default_cell, const std::string& meaning) {
+    return "| `" + key + "` | " + escaped(type) + " | " + escaped(default_cell) + " | " +
+           escaped(meaning) + " |\n";
+  }
+
   static std::string escaped(const std::string& cell) {
     std::string out;
     for (char c : cell) out += c == '|' ? std::string("\\|") : std::string(1, c);
@@ -379,12 +485,8 @@ class OptionSet {
   void refresh() {
     defaults_ = nlohmann::json::object();
     markdown_ = "| key | type | default | meaning |\n|-----|------|---------|---------|\n";
-    for (const auto& entry : entries_) {
-      const nlohmann::json value = entry->get(prototype_);
-      defaults_[entry->key] = value;
-      markdown_ += "| `" + entry->key + "` | " + escaped(entry->type) + " | " +
-                   escaped(default_text(value)) + " | " + escaped(entry->meaning) + " |\n";
-    }
+    for (const auto& entry : entries_) defaults_[entry->key] = entry->get(prototype_);
+    append_rows("", prototype_, markdown_);
     defaults_json_ = defaults_.dump(2);
   }
 
@@ -423,6 +525,9 @@ const std::string& markdown_of() {
 // The key and the field accessor of the Options field `field` (JSON keys are the field
 // names), for OptionSet::add.
 #define UNITRAIN_OPTION(field) #field, [](auto& o_) -> auto& { return o_.field(); }
+
+// The same for a plain struct's data member `field` (a struct without TORCH_ARG getters).
+#define UNITRAIN_FIELD(field) #field, [](auto& o_) -> auto& { return o_.field; }
 
 // A row of UNITRAIN_EXPORT_OPTION_TABLES: the plugin KIND/NAME whose options SET_FN
 // (a function returning its OptionSet) declares.

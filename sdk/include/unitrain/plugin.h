@@ -109,3 +109,18 @@ inline unitrain_build_info this_build() noexcept {
     *count = sizeof(kList) / sizeof(kList[0]);                                         \
     return kList;                                                                      \
   }
+
+// Exports `unitrain_plugin_default_v1(kind)`: the name of this library's plugin that an
+// experiment gets when it leaves that kind's block out, or NULL. Optional, once per
+// library; each argument is a {KIND, NAME} pair naming a plugin the library exports:
+//   UNITRAIN_EXPORT_DEFAULTS({"scheduler", "ratios"});
+// The host refuses two libraries that name different defaults for one kind.
+#define UNITRAIN_EXPORT_DEFAULTS(...)                                                   \
+  extern "C" __attribute__((visibility("default"))) const char*                        \
+  unitrain_plugin_default_v1(const char* kind) {                                       \
+    static const char* const kDefaults[][2] = {__VA_ARGS__};                           \
+    for (const auto& d : kDefaults) {                                                  \
+      if (std::strcmp(d[0], kind) == 0) return d[1];                                   \
+    }                                                                                  \
+    return nullptr;                                                                    \
+  }

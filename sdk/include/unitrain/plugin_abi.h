@@ -20,7 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define UNITRAIN_ABI_MAJOR 1
+// 2: Evaluator::table_rows, the "preparer" kind (unitrain/prepare.h) and
+//    ImageTransformOptions::augment as std::optional (interfaces whose vtables or layouts
+//    changed since 1; 1 also gained Evaluator::headline / chance_level).
+#define UNITRAIN_ABI_MAJOR 2
 #define UNITRAIN_ABI_MINOR 0
 #define UNITRAIN_PLUGIN_ENTRY_POINT "unitrain_plugin_list_v1"
 

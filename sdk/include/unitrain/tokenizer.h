@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "unitrain/options.h"
+
 namespace unitrain {
 
 struct TokenizerOptions {
@@ -23,6 +25,16 @@ struct TokenizerOptions {
   int64_t max_length = 128;
 };
 
+// The "tokenizer" block's keys, declared once (a dataset's `add_group("tokenizer", ...)`).
+// Parsing a block checks it with check_tokenizer_options.
+const options::OptionSet<TokenizerOptions>& tokenizer_option_set();
+// ConfigError "<where>/vocab: required ..." when no vocabulary is given (for a dataset
+// whose experiment leaves its "tokenizer" block out).
+void check_tokenizer_options(const TokenizerOptions& options, const std::string& where);
+// A dataset's tokenizer: its "tokenizer" block (checked: ConfigError "<where>/tokenizer/
+// vocab: required ..." when none is given) with the dataset's own "max_length".
+TokenizerOptions dataset_tokenizer(TokenizerOptions block, int64_t max_length,
+                                   const std::string& where);
 // Reads TokenizerOptions from a JSON object; `where` prefixes error messages
 // ("file.json:/tasks/vqa2/dataset/tokenizer").
 TokenizerOptions tokenizer_options_from_json(const nlohmann::json& j, const std::string& where);

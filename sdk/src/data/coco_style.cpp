@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <opencv2/core.hpp>
 
+#include "unitrain/data/records.h"
 #include "unitrain/json_text.h"
 #include "unitrain/metrics.h"
 
@@ -34,6 +35,60 @@ std::string record_where(const std::filesystem::path& file, const char* array, s
 bool is_test_split(const std::string& split) { return split.rfind("test", 0) == 0; }
 
 }  // namespace
+
+ImageTransformOptions detr_image_options() {
+  ImageTransformOptions o;
+  o.min_size = 800;
+  o.max_size = 1333;
+  o.train_min_sizes = {480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800};
+  o.hflip = 0.5;
+  return o;
+}
+
+options::OptionSet<CocoStyleBlock> coco_style_option_set(const std::string& annotations_meaning,
+                                                         const std::string& images_meaning,
+                                                         std::optional<int64_t> num_attributes) {
+  CocoStyleBlock prototype;
+  if (num_attributes) prototype.num_attributes = *num_attributes;
+  auto set =
+      options::OptionSet<CocoStyleBlock>(prototype)
+          .add(UNITRAIN_FIELD(split), "split this instance reads (set by the experiment builder)")
+          .add(UNITRAIN_FIELD(root), "folder the relative paths below are resolved against")
+          .add(UNITRAIN_FIELD(annotations), annotations_meaning)
+          .add(UNITRAIN_FIELD(images), images_meaning);
+  if (num_attributes) {
+    set.add(UNITRAIN_FIELD(num_attributes),
+            "attribute ids must lie in [0, num_attributes) (-1 pads `attribute_ids_max16`)",
+            options::at_least(1));
+  }
+  set.add_group("image", [](auto& o) -> auto& { return o.image; }, image_transform_option_set(),
+                "the image transform")
+      .add_group("evaluator", [](auto& o) -> auto& { return o.evaluator; },
+                 detection_evaluator_option_set(), "the COCO AP evaluator")
+      .add(UNITRAIN_FIELD(on_bad_record),
+           "\"error\": stop at the first bad record with file, record, field and reason; "
+           "\"skip\": leave it out and count it by reason")
+      .add(UNITRAIN_FIELD(check_images), "check at load time that every image file exists");
+  return set;
+}
+
+CocoStyleOptions coco_style_options(const CocoStyleBlock& block,
+                                    const std::string& default_annotations,
+                                    const std::string& default_images, const std::string& where) {
+  CocoStyleOptions o;
+  o.split = block.split;
+  o.annotations = under_root(block.root, per_split(nlohmann::json(block.annotations), o.split,
+                                                   default_annotations, where + "/annotations"));
+  o.images = under_root(block.root, per_split(nlohmann::json(block.images), o.split,
+                                              default_images, where + "/images"));
+  o.image = for_split(block.image, o.split);
+  o.on_bad_record = block.on_bad_record;
+  o.check_images = block.check_images;
+  o.with_attributes = block.num_attributes > 0;
+  o.num_attributes = block.num_attributes;
+  o.evaluator = block.evaluator;
+  return o;
+}
 
 CocoStyleDataset::CocoStyleDataset(CocoStyleOptions options)
     : options_(std::move(options)), transform_(options_.image), bad_(options_.on_bad_record) {

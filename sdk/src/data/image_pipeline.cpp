@@ -14,99 +14,83 @@
 #include "unitrain/data/random.h"
 #include "unitrain/errors.h"
 #include "unitrain/json_text.h"
+#include "unitrain/options.h"
 
 namespace unitrain::data {
 namespace {
 
-const char* const kImageKeys[] = {"min_size", "max_size", "train_min_sizes", "hflip",
-                                  "augment",  "mean",     "std"};
-
-int64_t non_negative_int(const nlohmann::json& v, const std::string& where,
-                         const std::string& key) {
-  if (!v.is_number_integer() || v.get<int64_t>() < 0) {
-    throw ConfigError(fmt::format("{}/{}: expected an integer >= 0, found {}", where, key,
-                                  json_text(v)));
-  }
-  return v.get<int64_t>();
-}
-
-std::vector<double> three_numbers(const nlohmann::json& v, const std::string& where,
-                                  const std::string& key, bool positive) {
-  bool ok = v.is_array() && v.size() == 3;
-  std::vector<double> out;
-  if (ok) {
-    for (const auto& x : v) {
-      if (!x.is_number() || (positive && x.get<double>() <= 0)) ok = false;
-      else out.push_back(x.get<double>());
+// A rule: 3 numbers (R, G, B), each > 0 when `positive`.
+options::Rule three_numbers(bool positive) {
+  return options::check([positive](const nlohmann::json& v, const std::string& path) {
+    bool ok = v.is_array() && v.size() == 3;
+    if (ok) {
+      for (const auto& x : v) {
+        if (!x.is_number() || (positive && x.get<double>() <= 0)) ok = false;
+      }
     }
-  }
-  if (!ok) {
-    throw ConfigError(fmt::format("{}/{}: expected 3 numbers (R, G, B){}, found {}", where,
-                                  key, positive ? " > 0" : "", json_text(v)));
-  }
-  return out;
+    if (!ok) {
+      throw ConfigError(fmt::format("{}: expected 3 numbers (R, G, B){}, found {}", path,
+                                    positive ? " > 0" : "", json_text(v)));
+    }
+  });
 }
 
 }  // namespace
 
+const options::OptionSet<ImageTransformOptions>& image_transform_option_set() {
+  static const auto set =
+      options::OptionSet<ImageTransformOptions>()
+          .add(UNITRAIN_FIELD(min_size),
+               "shorter side after resizing (evaluation, or training without `train_min_sizes`); 0 "
+               "keeps the decoded size",
+               options::at_least(0))
+          .add(UNITRAIN_FIELD(max_size),
+               "cap on the longer side (the shorter side shrinks to respect it); 0: no cap",
+               options::at_least(0))
+          .add(UNITRAIN_FIELD(train_min_sizes),
+               "when augmenting, the shorter side is drawn from this list (DETR's multi-scale); "
+               "empty: always `min_size`",
+               options::check([](const nlohmann::json& v, const std::string& path) {
+                 if (!v.is_array()) return;  // the type check says it
+                 for (size_t i = 0; i < v.size(); ++i) {
+                   if (v[i].is_number_integer() && v[i].get<int64_t>() < 1) {
+                     throw ConfigError(fmt::format("{}/{}: sizes must be > 0, found {}", path, i,
+                                                   json_text(v[i])));
+                   }
+                 }
+               }))
+          .add(UNITRAIN_FIELD(hflip), "probability of a horizontal flip when augmenting",
+               options::between(0, 1))
+          .add(UNITRAIN_FIELD(augment),
+               "whether random augmentation applies; null: for splits whose name starts with "
+               "\"train\"")
+          .add(UNITRAIN_FIELD(mean), "per-channel (RGB) mean of x / 255", three_numbers(false))
+          .add(UNITRAIN_FIELD(std), "per-channel (RGB) standard deviation of x / 255",
+               three_numbers(true));
+  return set;
+}
+
 ImageTransformOptions image_transform_options_from_json(const nlohmann::json& j,
                                                         const ImageTransformOptions& defaults,
                                                         const std::string& where) {
-  ImageTransformOptions o = defaults;
-  if (j.is_null()) return o;
-  if (!j.is_object()) {
-    throw ConfigError(fmt::format("{}: expected an object, found {}", where, json_text(j)));
-  }
-  for (const auto& [key, value] : j.items()) {
-    if (std::find(std::begin(kImageKeys), std::end(kImageKeys), key) == std::end(kImageKeys)) {
-      throw ConfigError(fmt::format(
-          "{}/{}: unknown key; valid keys: min_size, max_size, train_min_sizes, hflip, "
-          "augment, mean, std",
-          where, key));
-    }
-    if (key == "min_size") {
-      o.min_size = non_negative_int(value, where, key);
-    } else if (key == "max_size") {
-      o.max_size = non_negative_int(value, where, key);
-    } else if (key == "train_min_sizes") {
-      if (!value.is_array()) {
-        throw ConfigError(fmt::format("{}/{}: expected an array of sizes, found {}", where,
-                                      key, json_text(value)));
-      }
-      o.train_min_sizes.clear();
-      for (const auto& s : value) {
-        const int64_t size = non_negative_int(s, where, key);
-        if (size == 0) {
-          throw ConfigError(fmt::format("{}/{}: sizes must be > 0", where, key));
-        }
-        o.train_min_sizes.push_back(size);
-      }
-    } else if (key == "hflip") {
-      if (!value.is_number() || value.get<double>() < 0 || value.get<double>() > 1) {
-        throw ConfigError(fmt::format("{}/hflip: expected a probability in [0, 1], found {}",
-                                      where, json_text(value)));
-      }
-      o.hflip = value.get<double>();
-    } else if (key == "augment") {
-      if (value.is_null()) continue;
-      if (!value.is_boolean()) {
-        throw ConfigError(fmt::format("{}/augment: expected true, false or null, found {}",
-                                      where, json_text(value)));
-      }
-      o.augment = value.get<bool>();
-    } else if (key == "mean") {
-      o.mean = three_numbers(value, where, key, false);
-    } else if (key == "std") {
-      o.std = three_numbers(value, where, key, true);
-    }
-  }
-  return o;
+  if (j.is_null()) return defaults;
+  return image_transform_option_set().parse_over(j, where, defaults);
 }
 
 nlohmann::json image_transform_options_to_json(const ImageTransformOptions& o) {
-  return {{"min_size", o.min_size}, {"max_size", o.max_size},
-          {"train_min_sizes", o.train_min_sizes}, {"hflip", o.hflip},
-          {"augment", o.augment}, {"mean", o.mean}, {"std", o.std}};
+  return image_transform_option_set().to_json(o);
+}
+
+options::Rule word_pairs_rule() {
+  return options::typed("array of [word, word] pairs",
+                        options::check([](const nlohmann::json& v, const std::string& path) {
+                          word_pairs_from_json(v, path);
+                        }));
+}
+
+ImageTransformOptions for_split(ImageTransformOptions options, const std::string& split) {
+  if (!options.augment) options.augment = is_train_split(split);
+  return options;
 }
 
 bool image_path_escapes(const std::string& relative) {
@@ -223,7 +207,7 @@ TransformedImage ImageTransform::apply(const cv::Mat& rgb, const torch::Tensor& 
   Rng rng(seed);
   bool flip = false;
   int64_t min_size = options_.min_size;
-  if (options_.augment) {
+  if (options_.augment.value_or(false)) {
     // Draw order is fixed (flip, then size) so a seed keeps its meaning.
     flip = options_.hflip > 0 && rng.uniform() < options_.hflip;
     if (!options_.train_min_sizes.empty()) {

@@ -82,6 +82,19 @@ nlohmann::json DetectionEvaluator::compute() const {
   return {{"ap", r.ap}, {"ap50", r.ap50}, {"ap75", r.ap75}};
 }
 
+const options::OptionSet<EvaluatorOptions>& detection_evaluator_option_set() {
+  static const auto set = options::OptionSet<EvaluatorOptions>().add(
+      UNITRAIN_FIELD(max_detections), "detections kept per image and category (COCO's maxDets)",
+      options::at_least(1));
+  return set;
+}
+
+std::vector<std::pair<std::string, double>> DetectionEvaluator::table_rows(
+    const nlohmann::json& metrics, const LabelSpace&) const {
+  if (!metrics.contains("ap50")) return {};
+  return {{"ap50", 0.0}};
+}
+
 EvaluatorOptions evaluator_options_from_json(const nlohmann::json& j, const std::string& where) {
   EvaluatorOptions options;
   if (j.is_null()) return options;

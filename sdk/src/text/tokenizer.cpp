@@ -5,47 +5,43 @@
 #include "text/tokenizers.h"
 #include "unitrain/errors.h"
 #include "unitrain/json_text.h"
+#include "unitrain/options.h"
 
 namespace unitrain {
 
-TokenizerOptions tokenizer_options_from_json(const nlohmann::json& j, const std::string& where) {
-  static const std::vector<std::string> kKeys = {"type", "vocab", "lower_case", "max_length"};
-  if (!j.is_object()) {
-    throw ConfigError(where + ": tokenizer options must be an object with keys type, vocab, "
-                      "lower_case, max_length; got " + std::string(j.type_name()));
-  }
-  for (const auto& item : j.items()) {
-    if (std::find(kKeys.begin(), kKeys.end(), item.key()) == kKeys.end()) {
-      throw ConfigError(where + "/" + item.key() +
-                        ": unknown tokenizer key (valid: type, vocab, lower_case, max_length)");
-    }
-  }
-  TokenizerOptions o;
-  auto get = [&](const char* key, auto& field, bool (nlohmann::json::*is_type)() const,
-                 const char* expected) {
-    if (!j.contains(key)) return;
-    const auto& v = j.at(key);
-    if (!(v.*is_type)()) {
-      throw ConfigError(where + "/" + key + ": expected " + expected + ", got " + json_text(v));
-    }
-    field = v.get<std::decay_t<decltype(field)>>();
-  };
-  get("type", o.type, &nlohmann::json::is_string, "a string");
-  get("vocab", o.vocab, &nlohmann::json::is_string, "a string");
-  get("lower_case", o.lower_case, &nlohmann::json::is_boolean, "true or false");
-  get("max_length", o.max_length, &nlohmann::json::is_number_integer, "an integer");
-  if (o.type != "wordpiece" && o.type != "sentencepiece") {
-    throw ConfigError(where + "/type: unknown tokenizer type \"" + o.type +
-                      "\" (valid: \"wordpiece\", \"sentencepiece\")");
-  }
+const options::OptionSet<TokenizerOptions>& tokenizer_option_set() {
+  static const auto set =
+      options::OptionSet<TokenizerOptions>()
+          .add(UNITRAIN_FIELD(type),
+               "\"wordpiece\" (a BERT vocab.txt) or \"sentencepiece\" (a .model file)",
+               options::one_of({"wordpiece", "sentencepiece"}))
+          .add(UNITRAIN_FIELD(vocab), "path of the vocabulary or model file (required)")
+          .add(UNITRAIN_FIELD(lower_case),
+               "lower-case and strip accents before WordPiece (uncased BERT)")
+          .add(UNITRAIN_FIELD(max_length), "longest encoded sequence, [CLS] and [SEP] included",
+               options::at_least(3))
+          .validate([](const TokenizerOptions& o, const nlohmann::json&, const std::string& where) {
+            check_tokenizer_options(o, where);
+          });
+  return set;
+}
+
+void check_tokenizer_options(const TokenizerOptions& o, const std::string& where) {
   if (o.vocab.empty()) {
-    throw ConfigError(where + "/vocab: required (path of a vocab.txt or .model file)");
+    throw ConfigError(options::key_path(where, "vocab") +
+                      ": required (path of a vocab.txt or .model file)");
   }
-  if (o.max_length < 3) {
-    throw ConfigError(where + "/max_length: must be at least 3 ([CLS] x [SEP]), got " +
-                      std::to_string(o.max_length));
-  }
-  return o;
+}
+
+TokenizerOptions dataset_tokenizer(TokenizerOptions block, int64_t max_length,
+                                   const std::string& where) {
+  check_tokenizer_options(block, options::key_path(where, "tokenizer"));
+  block.max_length = max_length;
+  return block;
+}
+
+TokenizerOptions tokenizer_options_from_json(const nlohmann::json& j, const std::string& where) {
+  return tokenizer_option_set().parse(j, where);
 }
 
 Encoding Tokenizer::encode(const std::string& a, const std::string* b) const {

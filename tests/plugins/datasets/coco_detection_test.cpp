@@ -228,5 +228,47 @@ TEST(CocoDetectionPlugin, StandardFileNamesUnderRoot) {
   EXPECT_EQ(s.image.sizes(), (std::vector<int64_t>{3, 60, 80}));  // val: no augmentation
 }
 
+// The block is declared once (plugin.cpp): its defaults hold the nested image and
+// evaluator groups with DETR's detection transform, and errors name the nested key.
+TEST(CocoDetectionPlugin, OptionsAreDeclaredOnceWithNestedGroups) {
+  auto message = [](const json& options) {
+    try {
+      make_coco_detection(options);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no ConfigError");
+  };
+  EXPECT_NE(message({{"image", {{"hflip", 2}}}})
+                .find("coco_detection/image/hflip: must be in [0, 1], got 2"),
+            std::string::npos);
+  EXPECT_NE(message({{"evaluator", {{"max_detections", 0}}}})
+                .find("coco_detection/evaluator/max_detections: must be >= 1, got 0"),
+            std::string::npos);
+  EXPECT_NE(message({{"evaluator", {{"f1_positive", 1}}}})
+                .find("coco_detection/evaluator/f1_positive: unknown key 'f1_positive'; valid "
+                      "keys: max_detections"),
+            std::string::npos);
+  EXPECT_NE(message({{"on_bad_record", "ignore"}})
+                .find("coco_detection/on_bad_record: on_bad_record must be \"error\" or "
+                      "\"skip\""),
+            std::string::npos);
+
+  CocoFiles files(instances());
+  const auto train = coco_options_from_json(
+      {{"annotations", {{"train", files.options.annotations.string()}}},
+       {"images", {{"train", files.options.images.string()}}}},
+      "x");
+  EXPECT_EQ(train.image.train_min_sizes.size(), 11u);  // DETR's 480..800
+  EXPECT_EQ(train.image.hflip, 0.5);
+  EXPECT_EQ(train.image.augment, std::optional<bool>(true));  // resolved from the split
+  EXPECT_EQ(train.evaluator.max_detections, 100);
+  EXPECT_EQ(train.on_bad_record, data::OnBadRecord::kError);
+  const auto val = coco_options_from_json({{"split", "val"}, {"root", "/data/coco"}}, "x");
+  EXPECT_EQ(val.annotations, "/data/coco/annotations/instances_val2017.json");
+  EXPECT_EQ(val.images, "/data/coco/val2017");
+  EXPECT_EQ(val.image.augment, std::optional<bool>(false));
+}
+
 }  // namespace
 }  // namespace unitrain::coco

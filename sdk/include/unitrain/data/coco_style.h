@@ -21,12 +21,16 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "unitrain/data/image_pipeline.h"
 #include "unitrain/data/records.h"
 #include "unitrain/dataset.h"
+#include "unitrain/metrics.h"
+#include "unitrain/options.h"
 #include "unitrain/results.h"
 
 namespace unitrain::data {
@@ -46,9 +50,40 @@ struct CocoStyleOptions {
   bool with_attributes = false;
   // Attribute ids must lie in [0, num_attributes) (or be -1 = padding).
   int64_t num_attributes = 0;
-  // Evaluator options (metrics.h EvaluatorOptions JSON), e.g. {"max_detections": 100}.
-  nlohmann::json evaluator = nlohmann::json::object();
+  // Evaluator options (max_detections).
+  EvaluatorOptions evaluator;
 };
+
+// DETR's detection transform: shorter side 800 (at most 1333 long) for evaluation, drawn
+// from 480, 512, ..., 800 for training, with horizontal flips at 0.5.
+ImageTransformOptions detr_image_options();
+
+// A COCO-style dataset plugin's block (coco_detection, vg_detection): the keys a user
+// writes, before file names are resolved. Declare them with coco_style_option_set.
+struct CocoStyleBlock {
+  std::string split = "train";
+  std::string root;                               // relative paths are under it
+  std::map<std::string, std::string> annotations;  // per split; else the plugin's name
+  std::map<std::string, std::string> images;       // per split; else the plugin's name
+  ImageTransformOptions image = detr_image_options();
+  EvaluatorOptions evaluator;
+  OnBadRecord on_bad_record = OnBadRecord::kError;
+  bool check_images = true;
+  int64_t num_attributes = 0;  // declared only with attributes (Visual Genome)
+};
+
+// The option set of a CocoStyleBlock; the meanings of "annotations" and "images" name
+// the plugin's default files. With `attributes`, "num_attributes" too (default
+// `num_attributes`, at least 1).
+options::OptionSet<CocoStyleBlock> coco_style_option_set(const std::string& annotations_meaning,
+                                                         const std::string& images_meaning,
+                                                         std::optional<int64_t> num_attributes);
+
+// The reader's options: files under "root" (a split missing from a per-split map reads
+// `default_annotations` / `default_images`), the image transform resolved for the split.
+CocoStyleOptions coco_style_options(const CocoStyleBlock& block,
+                                    const std::string& default_annotations,
+                                    const std::string& default_images, const std::string& where);
 
 class CocoStyleDataset : public Dataset, public ResultFiles {
  public:

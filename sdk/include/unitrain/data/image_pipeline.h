@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include <torch/torch.h>
 
 #include "unitrain/data/records.h"
+#include "unitrain/options.h"
 
 namespace cv {
 class Mat;
@@ -37,21 +39,28 @@ struct ImageTransformOptions {
   // Training: probability of a horizontal flip. Default 0 (flips change the meaning
   // of "left"/"right" in questions; detection readers default to 0.5).
   double hflip = 0.0;
-  // Whether random augmentation (train_min_sizes, hflip) applies. Readers set it from
-  // their split when the JSON leaves it null: true for splits starting with "train".
-  bool augment = false;
+  // Whether random augmentation (train_min_sizes, hflip) applies. Unset (JSON null):
+  // readers resolve it from their split with for_split(); an ImageTransform built with
+  // it unset does not augment.
+  std::optional<bool> augment;
   // Per-channel (RGB) normalization: (x / 255 - mean) / std. Default ImageNet.
   std::vector<double> mean = {0.485, 0.456, 0.406};
   std::vector<double> std = {0.229, 0.224, 0.225};
 };
 
-// Reads an "image" block over `defaults` (keys as the fields; "augment": null leaves
-// `defaults.augment`). Throws ConfigError prefixed by `where`.
+// The "image" block's keys, declared once: a dataset declares its block with
+// `add_group("image", ..., image_transform_option_set(), ...)` over its own defaults.
+const options::OptionSet<ImageTransformOptions>& image_transform_option_set();
+// Reads an "image" block over `defaults` (null: the defaults). Throws ConfigError naming
+// the key under `where`.
 ImageTransformOptions image_transform_options_from_json(const nlohmann::json& j,
                                                         const ImageTransformOptions& defaults,
                                                         const std::string& where);
 // The JSON block for `options` (round trip of the above).
 nlohmann::json image_transform_options_to_json(const ImageTransformOptions& options);
+// `options` with an unset `augment` resolved from the split: on for splits whose name
+// starts with "train".
+ImageTransformOptions for_split(ImageTransformOptions options, const std::string& split);
 
 // Resolves an image path taken from an annotation against the dataset's image root.
 // The path must be relative and stay inside the root after lexical normalization
@@ -122,6 +131,9 @@ using WordPairs = std::vector<std::pair<std::string, std::string>>;
 // word, a word that is not letters and digits only, or a word in two pairs.
 WordPairs word_pairs_from_json(const nlohmann::json& j, const std::string& where);
 nlohmann::json word_pairs_to_json(const WordPairs& pairs);
+// The rule of a "flip_swap" option declared as a JSON field: word_pairs_from_json's checks,
+// and "array of [word, word] pairs" as its type in the README table.
+options::Rule word_pairs_rule();
 
 // `text` with every whole word (a maximal run of ASCII letters and digits) that equals a
 // word of a pair, ignoring case, replaced by its partner. The replacement takes the case

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "unitrain/errors.h"
+#include "unitrain/options.h"
 
 namespace unitrain::data {
 
@@ -28,6 +29,10 @@ enum class OnBadRecord {
 
 // Parses "error" | "skip"; `where` prefixes the ConfigError ("file.json:/pointer").
 OnBadRecord on_bad_record_from_json(const nlohmann::json& value, const std::string& where);
+// "error" | "skip" (an OptionSet field of this type reads and writes it so).
+inline void to_json(nlohmann::json& j, OnBadRecord policy) {
+  j = policy == OnBadRecord::kSkip ? "skip" : "error";
+}
 
 // A record that turns out bad when it is read (a corrupt, truncated or missing image),
 // long after the split was opened. Thrown by Dataset::get() through BadRecords::at_read;
@@ -110,3 +115,14 @@ const nlohmann::json* field(const nlohmann::json& record, const std::string& key
                             BadRecords& bad);
 
 }  // namespace unitrain::data
+
+// An `on_bad_record` option declares its field as OnBadRecord: `"error"` or `"skip"`.
+template <>
+struct unitrain::options::detail::Kind<unitrain::data::OnBadRecord> {
+  static std::string doc() { return "string"; }
+  static std::string expected() { return "\"error\" or \"skip\""; }
+  static void read(const nlohmann::json& j, const std::string& path,
+                   unitrain::data::OnBadRecord& out) {
+    out = unitrain::data::on_bad_record_from_json(j, path);
+  }
+};
