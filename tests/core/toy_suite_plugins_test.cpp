@@ -199,6 +199,12 @@ TEST_F(Preparers, CocoImageAsTheValRecord) {
   ASSERT_TRUE(p) << "coco_detection registers no preparer";
   EXPECT_TRUE(p->reads_image());
   EXPECT_FALSE(p->reads_text());
+  // The transform it applies (the report undoes its normalization): the block's, without
+  // augmentation.
+  ASSERT_NE(p->image_transform(), nullptr);
+  EXPECT_EQ(p->image_transform()->min_size, 64);
+  EXPECT_EQ(p->image_transform()->max_size, 128);
+  EXPECT_EQ(p->image_transform()->augment, std::optional<bool>(false));
   std::ifstream in(root_ / "coco/annotations/instances_val2017.json");
   const json instances = json::parse(in);
   RawInput input;
@@ -238,6 +244,7 @@ TEST_F(Preparers, GluePairsAndSingleSentencesAsTheirRecords) {
     auto p = preparer("glue", options);
     ASSERT_TRUE(p) << "glue registers no preparer";
     EXPECT_FALSE(p->reads_image());
+    EXPECT_EQ(p->image_transform(), nullptr);
     const auto cells = tsv_line(root_ / "glue" / folder / "dev.tsv", 1);
     RawInput input;
     input.text = task == "qnli" ? cells.at(1) : cells.at(0);

@@ -115,6 +115,10 @@ const std::set<std::string>& Predictor::modalities(const std::string& task) cons
   return state(task).modalities;
 }
 
+const InputPreparer* Predictor::preparer(const std::string& task) const {
+  return state(task).preparer.get();
+}
+
 const LabelSpace& Predictor::labels(const std::string& task) const {
   const TaskState& s = state(task);
   std::call_once(s.labels_once, [&] { s.labels = dataset_labels(experiment_, task); });

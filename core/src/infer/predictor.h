@@ -20,6 +20,7 @@
 #include "unitrain/config.h"
 #include "unitrain/dataset.h"
 #include "unitrain/model.h"
+#include "unitrain/prepare.h"
 
 namespace unitrain::infer {
 
@@ -63,6 +64,10 @@ class Predictor {
   // The label names the model was trained with (stored in the checkpoint); for older
   // checkpoints, the task's val_split dataset's.
   const LabelSpace& labels(const std::string& task) const;
+
+  // The task's preparer (the dataset plugin's, unitrain/prepare.h); null when its dataset
+  // registers none.
+  const InputPreparer* preparer(const std::string& task) const;
 
   // ConfigError naming the input (by `names`) when the task reads a modality the
   // request lacks or the request gives one the task does not read. Reads no file.

@@ -74,21 +74,21 @@ std::string label_name(const LabelSpace& labels, int64_t id) {
 }
 
 // The val split of `task` as the run's experiment configures it, and the image
-// normalization its samples went through.
+// normalization its samples went through (the task's preparer says; ImageNet's when it
+// does not).
 struct ValSplit {
   std::shared_ptr<Dataset> dataset;
   data::ImageTransformOptions transform;
 };
 
-ValSplit open_val_split(const Experiment& experiment, const std::string& task) {
+ValSplit open_val_split(const Experiment& experiment, const infer::Predictor& predictor,
+                        const std::string& task) {
   const std::string pointer = "/tasks/" + task + "/dataset";
   json options = experiment.json.at(json::json_pointer(pointer));
   const std::string type = options.at("type").get<std::string>();
   ValSplit split;
-  if (options.contains("image")) {
-    split.transform = data::image_transform_options_from_json(options["image"], split.transform,
-                                                              experiment.where(pointer) + "/image");
-  }
+  const InputPreparer* preparer = predictor.preparer(task);
+  if (preparer && preparer->image_transform()) split.transform = *preparer->image_transform();
   options.erase("type");
   options.erase("init_from");
   options["split"] = experiment.json.at("tasks").at(task).at("val_split");
@@ -118,7 +118,7 @@ json detection_examples(const fs::path& run_dir, int64_t images_per_task, int64_
   for (const std::string& task : predictor.tasks()) {
     const LabelSpace& labels = predictor.labels(task);
     if (labels.kind != "detection") continue;
-    const ValSplit split = open_val_split(experiment, task);
+    const ValSplit split = open_val_split(experiment, predictor, task);
     const data::ImageTransformOptions& transform = split.transform;
     const std::vector<Sample> samples = first_samples(*split.dataset, images_per_task);
     if (samples.empty()) continue;
@@ -163,7 +163,7 @@ json answer_examples(const fs::path& run_dir, int64_t examples_per_task) {
   for (const std::string& task : predictor.tasks()) {
     const LabelSpace& labels = predictor.labels(task);
     if (labels.kind != "vqa" && labels.kind != "classification") continue;
-    const ValSplit split = open_val_split(experiment, task);
+    const ValSplit split = open_val_split(experiment, predictor, task);
     const std::vector<Sample> samples = first_samples(*split.dataset, examples_per_task);
     // Image and text classification only (VQA, visual entailment): a text-only or an
     // image-only task has nothing to show here.

@@ -39,6 +39,10 @@ class InputPreparer : public PluginObject {
   // Inputs the dataset does not read are ignored. Throws DataError for an image that is
   // not 8-bit RGB. Safe to call from several threads at once.
   virtual Sample prepare(const RawInput& input) const = 0;
+  // The transform prepare() applies to images (augmentation off), for tools that show a
+  // prepared image (the run report undoes its normalization); null when the dataset
+  // reads no image or does not say.
+  virtual const data::ImageTransformOptions* image_transform() const { return nullptr; }
 };
 
 // The preparer of a dataset whose samples are an image transform and/or tokenized text
@@ -50,6 +54,9 @@ class StandardPreparer : public InputPreparer {
   bool reads_image() const override { return transform_ != nullptr; }
   bool reads_text() const override { return tokenizer_ != nullptr; }
   Sample prepare(const RawInput& input) const override;
+  const data::ImageTransformOptions* image_transform() const override {
+    return transform_ ? &transform_->options() : nullptr;
+  }
 
  private:
   std::unique_ptr<data::ImageTransform> transform_;
