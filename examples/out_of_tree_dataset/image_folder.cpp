@@ -151,7 +151,7 @@ std::shared_ptr<unitrain::Dataset> make(const json& options) {
 // without augmentation, from the same options (no dataset folder is read).
 std::shared_ptr<unitrain::InputPreparer> make_preparer(const json& options) {
   const ImageFolderOptions o = option_set().parse(options, "image_folder");
-  return std::make_shared<unitrain::StandardPreparer>(o.image, std::nullopt, /*pairs=*/false);
+  return std::make_shared<unitrain::StandardPreparer>(o.image, std::nullopt);
 }
 
 }  // namespace image_folder

@@ -21,7 +21,7 @@ const options::OptionSet<data::CocoStyleBlock>& coco_option_set() {
 
 std::shared_ptr<InputPreparer> make_coco_preparer(const nlohmann::json& options) {
   const auto block = coco_option_set().parse(options, "coco_detection");
-  return std::make_shared<StandardPreparer>(block.image, std::nullopt, /*pairs=*/false);
+  return std::make_shared<StandardPreparer>(block.image, std::nullopt);
 }
 
 }  // namespace

@@ -55,8 +55,7 @@ const options::OptionSet<GlueBlock>& glue_option_set() {
 std::shared_ptr<InputPreparer> make_glue_preparer(const nlohmann::json& options) {
   const GlueBlock block = glue_option_set().parse(options, "glue");
   return std::make_shared<StandardPreparer>(
-      std::nullopt, dataset_tokenizer(block.tokenizer, block.max_length, "glue"),
-      /*pairs=*/true);
+      std::nullopt, dataset_tokenizer(block.tokenizer, block.max_length, "glue"));
 }
 
 }  // namespace

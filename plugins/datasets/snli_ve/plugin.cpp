@@ -56,8 +56,7 @@ const options::OptionSet<SnliVeBlock>& snli_ve_option_set() {
 std::shared_ptr<InputPreparer> make_snli_ve_preparer(const nlohmann::json& options) {
   const SnliVeBlock block = snli_ve_option_set().parse(options, "snli_ve");
   return std::make_shared<StandardPreparer>(
-      block.image, dataset_tokenizer(block.tokenizer, block.max_length, "snli_ve"),
-      /*pairs=*/true);
+      block.image, dataset_tokenizer(block.tokenizer, block.max_length, "snli_ve"));
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ const options::OptionSet<data::CocoStyleBlock>& vg_option_set() {
 
 std::shared_ptr<InputPreparer> make_vg_preparer(const nlohmann::json& options) {
   const auto block = vg_option_set().parse(options, "vg_detection");
-  return std::make_shared<StandardPreparer>(block.image, std::nullopt, /*pairs=*/false);
+  return std::make_shared<StandardPreparer>(block.image, std::nullopt);
 }
 
 }  // namespace

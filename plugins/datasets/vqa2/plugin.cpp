@@ -103,17 +103,10 @@ std::string annotations_file(const Vqa2Block& block, const std::string& split) {
   return names.annotated ? fmt::format("v2_mscoco_{}_annotations.json", names.files) : "";
 }
 
-// The per-split value of `map`, else `fallback`.
-std::string per_split(const std::map<std::string, std::string>& map, const std::string& split,
-                      const std::string& fallback) {
-  const auto it = map.find(split);
-  return it == map.end() ? fallback : it->second;
-}
-
 std::shared_ptr<InputPreparer> make_vqa2_preparer(const nlohmann::json& options) {
   const Vqa2Block block = vqa2_option_set().parse(options, "vqa2");
   return std::make_shared<StandardPreparer>(
-      block.image, dataset_tokenizer(block.tokenizer, block.max_length, "vqa2"), /*pairs=*/true);
+      block.image, dataset_tokenizer(block.tokenizer, block.max_length, "vqa2"));
 }
 
 }  // namespace
@@ -125,12 +118,15 @@ Vqa2Options vqa2_options_from_json(const nlohmann::json& j, const std::string& w
   const std::string& root = block.root;
   const auto names = standard_names(o.split);
   o.questions = data::under_root(
-      root, per_split(block.questions, o.split,
-                      fmt::format("v2_OpenEnded_mscoco_{}_questions.json", names.files)));
+      root, data::per_split(block.questions, o.split,
+                            fmt::format("v2_OpenEnded_mscoco_{}_questions.json", names.files),
+                            where + "/questions"));
   const std::string annotations = annotations_file(block, o.split);
   if (!annotations.empty()) o.annotations = data::under_root(root, annotations);
-  o.images = data::under_root(root, per_split(block.images, o.split, names.images));
-  o.image_prefix = per_split(block.image_prefix, o.split, fmt::format("COCO_{}_", names.images));
+  o.images = data::under_root(
+      root, data::per_split(block.images, o.split, names.images, where + "/images"));
+  o.image_prefix = data::per_split(block.image_prefix, o.split,
+                                   fmt::format("COCO_{}_", names.images), where + "/image_prefix");
   o.tokenizer = make_tokenizer(dataset_tokenizer(block.tokenizer, block.max_length, where));
 
   if (!block.answers_file.empty()) {

@@ -46,11 +46,11 @@ class InputPreparer : public PluginObject {
 };
 
 // The preparer of a dataset whose samples are an image transform and/or tokenized text
-// (with `text_b` as the pair's second text when `pairs`).
+// (a given `text_b` is the pair's second text, segment 1).
 class StandardPreparer : public InputPreparer {
  public:
   StandardPreparer(std::optional<data::ImageTransformOptions> image,
-                   std::optional<TokenizerOptions> tokenizer, bool pairs);
+                   std::optional<TokenizerOptions> tokenizer);
   bool reads_image() const override { return transform_ != nullptr; }
   bool reads_text() const override { return tokenizer_ != nullptr; }
   Sample prepare(const RawInput& input) const override;
@@ -61,7 +61,6 @@ class StandardPreparer : public InputPreparer {
  private:
   std::unique_ptr<data::ImageTransform> transform_;
   std::shared_ptr<const Tokenizer> tokenizer_;
-  bool pairs_;
 };
 
 }  // namespace unitrain

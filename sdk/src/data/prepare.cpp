@@ -7,8 +7,7 @@
 namespace unitrain {
 
 StandardPreparer::StandardPreparer(std::optional<data::ImageTransformOptions> image,
-                                   std::optional<TokenizerOptions> tokenizer, bool pairs)
-    : pairs_(pairs) {
+                                   std::optional<TokenizerOptions> tokenizer) {
   if (image) {
     image->augment = false;  // evaluation preprocessing, whatever the block's split says
     transform_ = std::make_unique<data::ImageTransform>(*image);
@@ -30,9 +29,8 @@ Sample StandardPreparer::prepare(const RawInput& input) const {
     sample.image_id = 0;
   }
   if (tokenizer_ && !input.text.empty()) {
-    const bool pair = pairs_ && !input.text_b.empty();
-    const Encoding encoding =
-        pair ? tokenizer_->encode(input.text, &input.text_b) : tokenizer_->encode(input.text);
+    const Encoding encoding = input.text_b.empty() ? tokenizer_->encode(input.text)
+                                                   : tokenizer_->encode(input.text, &input.text_b);
     sample.input_ids = encoding.input_ids;
     sample.segment_ids = encoding.segment_ids;
   }
