@@ -5,12 +5,13 @@
 //
 //   step_bench [--experiment FILE] [--toy DIR] [--threads N] [--steps N] [--warmup N]
 //              [--rounds N] [--tasks a,b,...] [--device cpu|cuda] [--autocast off|bf16|fp16]
-//              [--no-reference] [--json FILE] [--profile STEPS]
+//              [--no-reference] [--json FILE] [--profile STEPS] [--profile-shapes]
 //
 // --profile N runs N steps per task and side under LibTorch's autograd profiler
 // (after the warm-up) and prints, per task and side, the operators with the most self
 // time (time inside an operator not spent in the operators it called), summed over
-// the steps and all threads.
+// the steps and all threads. --profile-shapes splits each operator's row by the
+// shapes of its inputs.
 //
 // --experiment defaults to experiments/bench/unit_small.json; its data roots point at
 // the toy suite in $UNITRAIN_TOY_SUITE, which the bench generates (64 px scenes) in a
@@ -71,6 +72,7 @@ struct Args {
   std::string autocast = "off";
   bool reference = true;
   int64_t profile = 0;  // > 0: profile this many steps per task and side instead of timing
+  bool profile_shapes = false;  // the profile's rows are operator + input shapes
   fs::path json_out;
 };
 
@@ -78,7 +80,7 @@ struct Args {
   std::fprintf(stderr,
                "step_bench: %s\nusage: step_bench [--experiment FILE] [--toy DIR] [--threads N] "
                "[--steps N] [--warmup N] [--rounds N] [--tasks a,b] [--device cpu|cuda] "
-               "[--autocast off|bf16|fp16] [--no-reference] [--json FILE] [--profile STEPS]\n",
+               "[--autocast off|bf16|fp16] [--no-reference] [--json FILE] [--profile STEPS] [--profile-shapes]\n",
                problem.c_str());
   std::exit(2);
 }
@@ -112,6 +114,7 @@ Args parse(int argc, char** argv) {
     else if (flag == "--no-reference") a.reference = false;
     else if (flag == "--json") a.json_out = value();
     else if (flag == "--profile") a.profile = number(1);
+    else if (flag == "--profile-shapes") a.profile_shapes = true;
     else if (flag == "--tasks") {
       std::stringstream list(value());
       for (std::string t; std::getline(list, t, ',');) {
@@ -315,7 +318,7 @@ step_reference::Inputs reference_inputs(const unitrain::Batch& b) {
 // Self time per operator name over the recorded events of all threads: each pop
 // closes its thread's innermost open range; its time minus its children's is its own.
 std::vector<std::pair<std::string, std::pair<double, int64_t>>> self_times(
-    const torch::autograd::profiler::thread_event_lists& lists) {
+    const torch::autograd::profiler::thread_event_lists& lists, bool with_shapes) {
   using torch::autograd::profiler::EventKind;
   using torch::autograd::profiler::LegacyEvent;
   std::map<std::string, std::pair<double, int64_t>> total;  // name -> (us, calls)
@@ -332,7 +335,15 @@ std::vector<std::pair<std::string, std::pair<double, int64_t>>> self_times(
         const Open open = stack.back();
         stack.pop_back();
         const double us = open.event->cpuElapsedUs(e);
-        auto& entry = total[open.event->name()];
+        std::string key = open.event->name();
+        if (with_shapes) {
+          for (const auto& shape : open.event->shapes()) {
+            key += " [";
+            for (size_t d = 0; d < shape.size(); ++d) key += (d ? "," : "") + std::to_string(shape[d]);
+            key += "]";
+          }
+        }
+        auto& entry = total[key];
         entry.first += us - open.children_us;
         entry.second += 1;
         if (!stack.empty()) stack.back().children_us += us;
@@ -346,12 +357,12 @@ std::vector<std::pair<std::string, std::pair<double, int64_t>>> self_times(
 }
 
 template <typename StepFn>
-void profile_steps(const std::string& title, int64_t steps, StepFn step) {
-  torch::autograd::profiler::enableProfilerLegacy(
-      torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+void profile_steps(const std::string& title, int64_t steps, bool with_shapes, StepFn step) {
+  torch::autograd::profiler::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(
+      torch::profiler::impl::ProfilerState::CPU, /*report_input_shapes=*/with_shapes));
   for (int64_t i = 0; i < steps; ++i) step(i);
   const auto lists = torch::autograd::profiler::disableProfilerLegacy();
-  const auto sorted = self_times(lists);
+  const auto sorted = self_times(lists, with_shapes);
   double all = 0;
   for (const auto& item : sorted) all += item.second.first;
   std::printf("\n  %s: self ms per step by operator (all threads; %.1f ms per step in all)\n",
@@ -450,6 +461,10 @@ int main(int argc, char** argv) try {
     return 1;
   }
   unitrain::configure_threads(args.threads);
+  // As `unitrain train` runs (cli.cpp): large blocks stay in the heap instead of being
+  // mapped and unmapped (and faulted in again) every step. The reference shares the
+  // process, so it runs under the same allocator settings.
+  unitrain::tune_allocator();
 
   fs::path generated;
   if (args.toy.empty()) {
@@ -516,12 +531,12 @@ int main(int argc, char** argv) try {
     for (auto& t : tasks) {
       double loss = 0;
       for (int64_t i = 0; i < args.warmup; ++i) ours.step(t.name, t.batches[i % t.batches.size()], args.autocast, &loss);
-      profile_steps(t.name + ", unitrain", args.profile, [&](int64_t i) {
+      profile_steps(t.name + ", unitrain", args.profile, args.profile_shapes, [&](int64_t i) {
         ours.step(t.name, t.batches[i % t.batches.size()], args.autocast, &loss);
       });
       if (!theirs) continue;
       for (int64_t i = 0; i < args.warmup; ++i) theirs->step(t.name, t.inputs[i % t.inputs.size()], args.autocast, &loss);
-      profile_steps(t.name + ", reference", args.profile, [&](int64_t i) {
+      profile_steps(t.name + ", reference", args.profile, args.profile_shapes, [&](int64_t i) {
         theirs->step(t.name, t.inputs[i % t.inputs.size()], args.autocast, &loss);
       });
     }
