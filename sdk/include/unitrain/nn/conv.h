@@ -1,6 +1,8 @@
 // 2-D convolution that picks its CPU algorithm by shape.
 #pragma once
 
+#include <array>
+
 #include <torch/torch.h>
 
 namespace unitrain::nn {
