@@ -28,7 +28,7 @@ class FrozenBatchNorm2dImpl : public torch::nn::Cloneable<FrozenBatchNorm2dImpl>
 TORCH_MODULE(FrozenBatchNorm2d);
 
 // bn(conv(x)): the batch norm folded into the convolution's weight and bias, or
-// applied to its output where that is the smaller tensor per image. Through
+// applied to its output where the output is smaller than the weight. Through
 // nn::conv2d. The convolution must have no bias and one group.
 torch::Tensor conv_frozen_bn(const torch::nn::Conv2dImpl& conv, const FrozenBatchNorm2dImpl& bn,
                              const torch::Tensor& x);
