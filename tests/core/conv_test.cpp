@@ -1,5 +1,6 @@
 // nn::conv2d: the im2col + sgemm path against torch::conv2d (values and gradients), the
 // rule that picks it, and per-image results independent of the batch.
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -91,6 +92,19 @@ TEST(Conv2d, PicksTheGemmPathBySizeChannelsDeviceAndDtype) {
   EXPECT_FALSE(nn::use_gemm_conv2d(x({16, 512, 2, 2}).to(torch::kBFloat16),
                                    w({512, 512, 3, 3}).to(torch::kBFloat16), geometry(1, 1)));
   EXPECT_FALSE(nn::use_gemm_conv2d(x({16, 256, 2, 2}), w({512, 512, 3, 3}), geometry(1, 1)));
+  {
+    // Under CPU autocast, torch::conv2d (which then runs in bfloat16), with gradients.
+    at::autocast::set_cpu_enabled(true);
+    auto input = torch::randn({2, 512, 2, 2}, torch::requires_grad());
+    auto kernel = torch::randn({8, 512, 3, 3}, torch::requires_grad());
+    EXPECT_FALSE(nn::use_gemm_conv2d(input, kernel, geometry(1, 1)));
+    auto y = nn::conv2d(input, kernel, {}, geometry(1, 1));
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+    EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+    y.sum().backward();
+    EXPECT_EQ(kernel.grad().sizes(), kernel.sizes());
+  }
   EXPECT_FALSE(nn::use_gemm_conv2d(x({0, 512, 2, 2}), w({512, 512, 3, 3}), geometry(1, 1)));
   // Off the sgemm path, conv2d is torch::conv2d exactly.
   torch::manual_seed(4);

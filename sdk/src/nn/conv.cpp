@@ -1,5 +1,7 @@
 #include "unitrain/nn/conv.h"
 
+#include <ATen/autocast_mode.h>
+
 namespace unitrain::nn {
 namespace {
 
@@ -65,6 +67,9 @@ class GemmConv2d : public torch::autograd::Function<GemmConv2d> {
 
 bool use_gemm_conv2d(const torch::Tensor& x, const torch::Tensor& weight,
                      const Conv2dGeometry& g) {
+  // Under CPU autocast torch::conv2d runs in the autocast dtype; so does every
+  // convolution then.
+  if (at::autocast::is_cpu_enabled()) return false;
   if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat32 ||
       weight.scalar_type() != torch::kFloat32 || x.dim() != 4 || weight.dim() != 4 ||
       x.size(1) != weight.size(1) || x.size(0) == 0) {

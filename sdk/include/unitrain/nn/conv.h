@@ -21,8 +21,8 @@ struct Conv2dGeometry {
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      const Conv2dGeometry& geometry);
 
-// True when conv2d takes the im2col + sgemm path for this input and weight: CPU float32,
-// and an output of at most 4 positions per image, or at most 16 with a reduction
+// True when conv2d takes the im2col + sgemm path for this input and weight: CPU float32
+// outside CPU autocast, and an output of at most 4 positions per image, or at most 16 with a reduction
 // (in_channels * kh * kw) of 4096 or more. There LibTorch 1.13's oneDNN convolution
 // (forward + backward) is 1.3-3x slower than the GEMMs (ResNet-18's layer4 on 64 px
 // images: 512 channels at 2x2); bench/conv_bench measures both on each shape.
