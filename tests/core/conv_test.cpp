@@ -118,6 +118,23 @@ TEST(Conv2d, PicksTheGemmPathBySizeChannelsDeviceAndDtype) {
                c10::Error);
 }
 
+// The output may be modified in place, as torch::conv2d's may (mul_, relu_), and the
+// gradient flows through that.
+TEST(Conv2d, OutputCanBeModifiedInPlace) {
+  torch::manual_seed(6);
+  auto x = torch::randn({3, 512, 2, 2}, torch::requires_grad());
+  auto w = torch::randn({16, 512, 3, 3}, torch::requires_grad());
+  ASSERT_TRUE(nn::use_gemm_conv2d(x, w, geometry(1, 1)));
+  auto ours = nn::conv2d(x, w, {}, geometry(1, 1)).mul_(2.0).relu_();
+  auto theirs = torch::conv2d(x, w, {}, 1, 1).mul_(2.0).relu_();
+  EXPECT_LT(relative_difference(ours, theirs), 1e-5);
+  auto dy = torch::randn_like(theirs);
+  auto want = torch::autograd::grad({theirs}, {x, w}, {dy});
+  auto have = torch::autograd::grad({ours}, {x, w}, {dy});
+  EXPECT_LT(relative_difference(have[0], want[0]), 1e-5);
+  EXPECT_LT(relative_difference(have[1], want[1]), 1e-5);
+}
+
 // An image's output does not depend on the images beside it in the batch.
 TEST(Conv2d, ImageOutputDoesNotDependOnTheBatch) {
   torch::manual_seed(5);

@@ -36,7 +36,10 @@ class GemmConv2d : public torch::autograd::Function<GemmConv2d> {
     ctx->saved_data["geometry"] = std::vector<int64_t>{
         x.size(2), x.size(3), g.stride[0], g.stride[1], g.padding[0], g.padding[1],
         g.dilation[0], g.dilation[1]};
-    return y.contiguous().view({batch, out, oh, ow});
+    // A tensor of its own, not a view: callers may modify the output in place (relu_).
+    auto result = torch::empty({batch, out, oh, ow}, x.options());
+    result.view({batch, out, positions}).copy_(y);
+    return result;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
