@@ -135,6 +135,28 @@ TEST(Conv2d, OutputCanBeModifiedInPlace) {
   EXPECT_LT(relative_difference(have[1], want[1]), 1e-5);
 }
 
+// Without gradients (NoGradGuard) and in inference mode the sgemm path saves nothing
+// for backward and gives the same values.
+TEST(Conv2d, RunsWithoutGradientAndInInferenceMode) {
+  torch::manual_seed(7);
+  auto x = torch::randn({2, 512, 2, 2});
+  auto w = torch::randn({8, 512, 3, 3}, torch::requires_grad());
+  ASSERT_TRUE(nn::use_gemm_conv2d(x, w, geometry(1, 1)));
+  const auto expected = torch::conv2d(x, w, {}, 1, 1).detach();
+  {
+    torch::NoGradGuard no_grad;
+    auto y = nn::conv2d(x, w, {}, geometry(1, 1));
+    EXPECT_FALSE(y.requires_grad());
+    EXPECT_LT(relative_difference(y, expected), 1e-5);
+  }
+  {
+    c10::InferenceMode inference;
+    auto y = nn::conv2d(x, w.detach(), {}, geometry(1, 1));
+    EXPECT_TRUE(y.is_inference());
+    EXPECT_LT(relative_difference(y, expected), 1e-5);
+  }
+}
+
 // An image's output does not depend on the images beside it in the batch.
 TEST(Conv2d, ImageOutputDoesNotDependOnTheBatch) {
   torch::manual_seed(5);
