@@ -48,8 +48,8 @@ def runs(kind):
             out.append(json.load(open(f))["all"])
     return out
 def apart():
-    # N independent processes per round: their samples/s add up; it/s and phases are
-    # the processes' means.
+    # N independent processes per round, each with the same steps: their samples/s add
+    # up; it/s and phases are the processes' means.
     out = []
     for r in range(1, rounds + 1):
         fs = [os.path.join(tmp, f"apart_{r}_{k}", "throughput.json") for k in range(1, n + 1)]
@@ -59,8 +59,7 @@ def apart():
         out.append({"it_per_s": sum(x["it_per_s"] for x in xs) / n,
                     "samples_per_s": sum(x["samples_per_s"] for x in xs) / n,
                     "steps": xs[0]["steps"],
-                    "phases": {p: sum(x["phases"][p] / x["steps"] for x in xs) / n * xs[0]["steps"]
-                               for p in xs[0]["phases"]}})
+                    "phases": {p: sum(x["phases"][p] for x in xs) / n for p in xs[0]["phases"]}})
     return out
 rows = [("1 process", "one", 1), (f"{n} processes, unit_toy8's batch each", "group", n),
         ("2 processes, halved batches (unit_toy8_2proc)", "half", 2),

@@ -80,7 +80,8 @@ struct Args {
   std::fprintf(stderr,
                "step_bench: %s\nusage: step_bench [--experiment FILE] [--toy DIR] [--threads N] "
                "[--steps N] [--warmup N] [--rounds N] [--tasks a,b] [--device cpu|cuda] "
-               "[--autocast off|bf16|fp16] [--no-reference] [--json FILE] [--profile STEPS] [--profile-shapes]\n",
+               "[--autocast off|bf16|fp16] [--no-reference] [--json FILE] [--profile STEPS] "
+               "[--profile-shapes]\n",
                problem.c_str());
   std::exit(2);
 }
@@ -339,7 +340,9 @@ std::vector<std::pair<std::string, std::pair<double, int64_t>>> self_times(
         if (with_shapes) {
           for (const auto& shape : open.event->shapes()) {
             key += " [";
-            for (size_t d = 0; d < shape.size(); ++d) key += (d ? "," : "") + std::to_string(shape[d]);
+            for (size_t d = 0; d < shape.size(); ++d) {
+              key += (d ? "," : "") + std::to_string(shape[d]);
+            }
             key += "]";
           }
         }

@@ -41,9 +41,7 @@ torch::Tensor conv_frozen_bn(const torch::nn::Conv2dImpl& conv, const FrozenBatc
     geometry.stride[axis] = (*o.stride())[axis];
     geometry.padding[axis] = (*padding)[axis];
     geometry.dilation[axis] = (*o.dilation())[axis];
-    const int64_t kernel = (*o.kernel_size())[axis];
-    positions *= (x.size(2 + axis) + 2 * geometry.padding[axis] -
-                  geometry.dilation[axis] * (kernel - 1) - 1) / geometry.stride[axis] + 1;
+    positions *= geometry.output_size(axis, x.size(2 + axis), (*o.kernel_size())[axis]);
   }
   // bn(conv(x, W)) = conv(x, W * scale) + shift, per output channel. Scaling the weight
   // costs one pass over W and one over its gradient; scaling the output, one over the

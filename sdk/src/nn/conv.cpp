@@ -8,11 +8,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-int64_t output_size(int64_t n, int64_t kernel, int64_t stride, int64_t padding,
-                    int64_t dilation) {
-  return (n + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
-}
-
 // Rows of the batch's im2col matrix are (image, output position), columns the K =
 // C kh kw taps, so the whole batch is one sgemm: Y^T [B L, O] = cols [B L, K] @ W^T.
 // (One sgemm per image would pack the weight once per image; for ResNet's layer4 that
@@ -24,8 +19,7 @@ class GemmConv2d : public torch::autograd::Function<GemmConv2d> {
                                const torch::Tensor& weight, const Conv2dGeometry& g) {
     const int64_t batch = x.size(0), out = weight.size(0);
     const int64_t kh = weight.size(2), kw = weight.size(3);
-    const int64_t oh = output_size(x.size(2), kh, g.stride[0], g.padding[0], g.dilation[0]);
-    const int64_t ow = output_size(x.size(3), kw, g.stride[1], g.padding[1], g.dilation[1]);
+    const int64_t oh = g.output_size(0, x.size(2), kh), ow = g.output_size(1, x.size(3), kw);
     // [B, K, L] -> [B L, K]
     auto cols = at::im2col(x.contiguous(), {kh, kw}, g.dilation, g.padding, g.stride);
     const int64_t taps = cols.size(1), positions = cols.size(2);
@@ -78,8 +72,8 @@ bool use_gemm_conv2d(const torch::Tensor& x, const torch::Tensor& weight,
       x.size(1) != weight.size(1) || x.size(0) == 0) {
     return false;
   }
-  const int64_t oh = output_size(x.size(2), weight.size(2), g.stride[0], g.padding[0], g.dilation[0]);
-  const int64_t ow = output_size(x.size(3), weight.size(3), g.stride[1], g.padding[1], g.dilation[1]);
+  const int64_t oh = g.output_size(0, x.size(2), weight.size(2));
+  const int64_t ow = g.output_size(1, x.size(3), weight.size(3));
   if (oh <= 0 || ow <= 0) return false;
   const int64_t positions = oh * ow;
   const int64_t reduction = weight.size(1) * weight.size(2) * weight.size(3);
