@@ -2,7 +2,9 @@
 // unitrain::nn::conv2d, forward + backward (input and weight gradients), at every
 // shape of ResNet-18 on 64 px images at batch 16 (the bench model's, experiments/bench/
 // unit_small.json), plus layer4 of other image sizes. Runs alternate; the table shows
-// the median ms of each, the ratio, and which path nn::conv2d takes there.
+// the median ms of each, the ratio, and which path nn::conv2d takes there. Then the
+// stem's 3x3/2 max-pool: torch::max_pool2d against unitrain::nn::max_pool2d, forward +
+// backward, on the bench model's, the toy model's and a large image's stem output.
 //
 //   conv_bench [iterations=20] [threads=1]
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include <torch/torch.h>
 
 #include "unitrain/nn/conv.h"
+#include "unitrain/nn/pool.h"
 #include "unitrain/runtime.h"
 
 namespace {
@@ -112,5 +115,36 @@ int main(int argc, char** argv) {
   std::printf("ResNet-18 at 64 px, one conv of each shape: conv2d %.1f ms, nn::conv2d %.1f ms, "
               "ratio %.2f\n",
               total_reference, total_ours, total_reference / total_ours);
+
+  std::printf("\nmax-pool 3x3/2, padding 1, forward + backward, median ms of %d\n", iterations);
+  std::printf("%-24s %-24s %9s %12s %7s\n", "where", "B x C x H x W", "max_pool2d",
+              "nn::max_pool", "ratio");
+  const std::vector<std::pair<const char*, std::vector<int64_t>>> pools = {
+      {"ResNet-18 stem, 64 px", {16, 64, 32, 32}},
+      {"toy stem (width 16), 128 px", {16, 16, 64, 64}},
+      {"ResNet-50 stem, 512 px", {2, 64, 256, 256}},
+  };
+  for (const auto& [where, size] : pools) {
+    torch::manual_seed(0);
+    auto x = torch::relu(torch::randn(size)).requires_grad_();
+    auto dy = torch::randn_like(torch::max_pool2d(x, 3, 2, 1).detach());
+    std::vector<double> reference, ours;
+    for (int i = 0; i < iterations + 3; ++i) {
+      const double a = time_conv(x, {}, dy, [](const torch::Tensor& a, const torch::Tensor&) {
+        return torch::max_pool2d(a, 3, 2, 1);
+      });
+      const double b = time_conv(x, {}, dy, [](const torch::Tensor& a, const torch::Tensor&) {
+        return unitrain::nn::max_pool2d(a, {3, 3}, {2, 2}, {1, 1});
+      });
+      if (i >= 3) {
+        reference.push_back(a);
+        ours.push_back(b);
+      }
+    }
+    const std::string shape = std::to_string(size[0]) + "x" + std::to_string(size[1]) + "x" +
+                              std::to_string(size[2]) + "x" + std::to_string(size[3]);
+    const double r = median(reference), o = median(ours);
+    std::printf("%-24s %-24s %9.2f %12.2f %7.2f\n", where, shape.c_str(), r, o, r / o);
+  }
   return 0;
 }

@@ -59,14 +59,16 @@ def apart():
         out.append({"it_per_s": sum(x["it_per_s"] for x in xs) / n,
                     "samples_per_s": sum(x["samples_per_s"] for x in xs) / n,
                     "steps": xs[0]["steps"],
-                    "phases": {p: sum(x["phases"][p] for x in xs) / n for p in xs[0]["phases"]}})
+                    "phases": {p: sum(x["phases"][p] for x in xs) / n for p in xs[0]["phases"]},
+                    "collectives": 0.0})
     return out
 rows = [("1 process", "one", 1), (f"{n} processes, unit_toy8's batch each", "group", n),
         ("2 processes, halved batches (unit_toy8_2proc)", "half", 2),
         (f"{n} independent processes (no collectives)", "apart", n)]
 base = None
 print(f"unit_toy8, {steps} updates, median of {rounds} interleaved rounds (rank 0's clock)")
-print(f"{'run':<48} {'it/s':>6} {'samples/s':>10} {'ratio':>6}   ms per update: data / fwd / bwd / update")
+print(f"{'run':<48} {'it/s':>6} {'samples/s':>10} {'ratio':>6}   ms per update: data / fwd / bwd / update"
+      " (of which in collectives)")
 for label, kind, procs in rows:
     rs = apart() if kind == "apart" else runs(kind)
     if not rs:
@@ -78,6 +80,7 @@ for label, kind, procs in rows:
         base = sps
     phases = {p: statistics.median(1000 * x["phases"][p] / x["steps"] for x in rs)
               for p in ("data", "forward", "backward", "update")}
+    coll = statistics.median(1000 * x.get("collectives", 0.0) / x["steps"] for x in rs)
     print(f"{label:<48} {its:6.2f} {sps:10.1f} {sps / base:6.2f}x   "
-          f"{phases['data']:.1f} / {phases['forward']:.1f} / {phases['backward']:.1f} / {phases['update']:.1f}")
+          f"{phases['data']:.1f} / {phases['forward']:.1f} / {phases['backward']:.1f} / {phases['update']:.1f} ({coll:.1f})")
 PY

@@ -202,6 +202,15 @@ class Distributed : public ::testing::Test {
     EXPECT_LT(parameter_difference(one, two, parts), 1e-5) << task;
     // Only rank 0 wrote into the run folder: one progress stream, one metrics file.
     EXPECT_TRUE(fs::exists(two / "eval.json"));
+    // throughput.json: the time in collectives, a part of the phases, is 0 in one process.
+    const json one_process = json::parse(test::read_file(one / "throughput.json")).at("all");
+    const json group = json::parse(test::read_file(two / "throughput.json")).at("all");
+    EXPECT_EQ(one_process.at("collectives").get<double>(), 0.0);
+    const double in_collectives = group.at("collectives").get<double>();
+    double phases = 0;
+    for (const auto& [name, seconds] : group.at("phases").items()) phases += seconds.get<double>();
+    EXPECT_GT(in_collectives, 0.0);
+    EXPECT_LT(in_collectives, phases);
   }
 
   static test::TempDir* dir_;

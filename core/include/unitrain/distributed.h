@@ -70,6 +70,9 @@ class ProcessGroup {
   int64_t rank() const;
   int64_t world_size() const;
   const std::string& backend() const;
+  // Wall time spent in this group's collectives so far: the transfers and the waits for
+  // slower ranks (what data-parallel training costs over one process).
+  double seconds_in_collectives() const;
 
   // Sums every tensor over the ranks, in place; `what` names the step in messages.
   void all_reduce_sum(std::vector<torch::Tensor>& tensors, const std::string& what);

@@ -58,12 +58,15 @@ struct ProcessGroup::Impl {
   std::string backend;
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroup> group;
+  double seconds = 0;  // in collectives, waits for the other ranks included
 
   // Runs one collective; any c10d failure becomes a TrainingError naming this rank.
   template <typename F>
   void run(const std::string& what, F&& collective) {
+    const auto start = std::chrono::steady_clock::now();
     try {
       collective()->wait();
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     } catch (const std::exception& e) {
       throw TrainingError(fmt::format(
           "lost the process group during {}: {} (another rank stopped, failed or timed "
@@ -148,6 +151,7 @@ ProcessGroup::~ProcessGroup() = default;
 int64_t ProcessGroup::rank() const { return impl_->rank; }
 int64_t ProcessGroup::world_size() const { return impl_->world_size; }
 const std::string& ProcessGroup::backend() const { return impl_->backend; }
+double ProcessGroup::seconds_in_collectives() const { return impl_->seconds; }
 
 void ProcessGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors, const std::string& what) {
   // One tensor a call: c10d reads a vector as one tensor per device of this process.

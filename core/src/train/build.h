@@ -48,10 +48,13 @@ struct TaskData {
   // micro-batch came from this task, samples of every micro-batch, and the wall time of
   // its steps, `seconds`, split into waiting for the batch (data_s), forward with the
   // loss (forward_s), backward (backward_s) and clipping + optimizer step (update_s).
+  // collectives_s: the part of `seconds` spent in data-parallel collectives (transfers
+  // and waits for the slower ranks), whichever phase held them.
   int64_t steps = 0;
   int64_t samples = 0;
   double seconds = 0;
   double data_s = 0, forward_s = 0, backward_s = 0, update_s = 0;
+  double collectives_s = 0;
 };
 
 struct RunSetupOptions {

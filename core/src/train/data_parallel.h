@@ -60,6 +60,9 @@ class DataParallel {
   // Rank 0's text on every rank.
   std::string share_from_rank0(const std::string& text, const std::string& what);
 
+  // Seconds spent in collectives so far (ProcessGroup::seconds_in_collectives).
+  double seconds_in_collectives() const { return group_->seconds_in_collectives(); }
+
  private:
   // Whether every rank passed the same `value` (one all-reduce of (v, v^2); |v| < 2^20).
   bool agree_everywhere(int64_t value, const std::string& what);

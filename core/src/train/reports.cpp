@@ -129,6 +129,7 @@ json throughput(const std::vector<TaskData>& tasks) {
     all.forward_s += t.forward_s;
     all.backward_s += t.backward_s;
     all.update_s += t.update_s;
+    all.collectives_s += t.collectives_s;
   }
   auto entry = [&all](const TaskData& t) {
     const double n = static_cast<double>(t.steps), sec = t.seconds;
@@ -142,7 +143,9 @@ json throughput(const std::vector<TaskData>& tasks) {
                  {{"data", t.data_s},
                   {"forward", t.forward_s},
                   {"backward", t.backward_s},
-                  {"update", t.update_s}}}};
+                  {"update", t.update_s}}},
+                // Within the phases: data-parallel collectives (0 in one process).
+                {"collectives", t.collectives_s}};
   };
   for (const auto& t : tasks) out[t.name] = entry(t);
   out["all"] = entry(all);

@@ -188,6 +188,7 @@ struct Trainer::Impl {
       // model starts without gradients (Trainer.ResumeWithTwoTasksKeepsTheTaskSequence).
       for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
       set_lr(step);
+      const double collectives_before = parallel ? parallel->seconds_in_collectives() : 0.0;
       std::map<std::string, double> named;
       double step_loss = 0;
       std::string task_name;
@@ -297,6 +298,7 @@ struct Trainer::Impl {
         throw non_finite_gradient(grad_norm, task_name);
       }
       lap(*last_task, &TaskData::update_s);
+      if (parallel) last_task->collectives_s += parallel->seconds_in_collectives() - collectives_before;
       if (multitask) {
         for (size_t m = 0; m < drawn.size(); ++m) {
           if (&setup.tasks[drawn[m]] != last_task) ++setup.tasks[drawn[m]].steps;

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "unitrain/nn/conv.h"
+#include "unitrain/nn/pool.h"
 
 namespace unitrain::image {
 
@@ -269,7 +270,7 @@ torch::Tensor ResNetImpl::forward(const torch::Tensor& x, const torch::Tensor& v
   // max-pool's own (-inf) padding does; the pool's output still needs masking, since a
   // window that overhangs the border by two pixels sees image values.
   valid = pool_output(valid);
-  y = zero_outside(torch::max_pool2d(y, 3, 2, 1), valid);
+  y = zero_outside(nn::max_pool2d(y, {3, 3}, {2, 2}, {1, 1}), valid);
   for (auto& stage : stages) {
     for (const auto& block : stage->children()) y = block->as<BlockImpl>()->forward(y, &valid);
   }
