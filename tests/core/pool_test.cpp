@@ -76,7 +76,8 @@ TEST(MaxPool2d, TiesAndNanResolveAsTorch) {
   // the image, rows 0-1 / 1-3 by columns 0-1 / 1-3 here.
   auto zeros = torch::zeros({1, 1, 4, 4}, torch::requires_grad());
   auto y = nn::max_pool2d(zeros, {3, 3}, {2, 2}, {1, 1});
-  auto dz = torch::autograd::grad({y}, {zeros}, {torch::tensor({1.f, 2.f, 3.f, 4.f}).view({1, 1, 2, 2})})[0];
+  auto upstream = torch::tensor({1.f, 2.f, 3.f, 4.f}).view({1, 1, 2, 2});
+  auto dz = torch::autograd::grad({y}, {zeros}, {upstream})[0];
   auto expected = torch::zeros({4, 4});
   expected.index_put_({0, 0}, 1.f);
   expected.index_put_({0, 1}, 2.f);

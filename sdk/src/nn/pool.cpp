@@ -68,9 +68,10 @@ void pool_planes(const PoolShape& s, const float* in, float* out, int32_t* indic
   }
 }
 
-int64_t grain(const PoolShape& s) {
-  // Planes per task: about 32K outputs each, so small maps do not pay for threads.
-  return std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, s.out_height * s.out_width));
+// Planes per task of the intra-op pool: about 32K outputs each, so that small maps do
+// not pay for threads.
+int64_t planes_per_task(int64_t outputs_per_plane) {
+  return std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, outputs_per_plane));
 }
 
 torch::Tensor pool(const PoolShape& s, const torch::Tensor& x, torch::Tensor* indices) {
@@ -79,7 +80,8 @@ torch::Tensor pool(const PoolShape& s, const torch::Tensor& x, torch::Tensor* in
   const float* in = x.data_ptr<float>();
   float* out = y.data_ptr<float>();
   int32_t* index = indices ? indices->data_ptr<int32_t>() : nullptr;
-  at::parallel_for(0, s.planes, grain(s), [&](int64_t begin, int64_t end) {
+  const int64_t grain = planes_per_task(s.out_height * s.out_width);
+  at::parallel_for(0, s.planes, grain, [&](int64_t begin, int64_t end) {
     if (s.stride[1] == 2) {
       pool_planes<2>(s, in, out, index, begin, end);
     } else {
@@ -111,8 +113,7 @@ class MaxPool2d : public torch::autograd::Function<MaxPool2d> {
     float* out = dx.data_ptr<float>();
     // Windows overlap, so one input position may take several outputs' gradients: a
     // plane is one task's alone, summed in a fixed order.
-    const int64_t per_task = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, plane_out));
-    at::parallel_for(0, planes, per_task, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, planes, planes_per_task(plane_out), [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         float* d = out + p * plane_in;
         for (int64_t k = p * plane_out; k < (p + 1) * plane_out; ++k) d[index[k]] += g[k];
