@@ -31,6 +31,6 @@ else
   experiment=unit_toy8.json
   launch=()
 fi
-echo "== train experiments/$experiment ${launch[*]} -> $out"
+echo "== train experiments/$experiment${launch[*]:+ ${launch[*]}} -> $out"
 "$unitrain" train "$root/experiments/$experiment" "${launch[@]}" --out "$out" "$@" > /dev/null
 echo "final metrics: $out/eval.json; per-step log: $out/metrics.jsonl"
