@@ -22,15 +22,12 @@ struct PoolShape {
 // positions in row-major order with PyTorch's CPU comparison, `value > max ||
 // isnan(value)`, from -inf at the window's first position, so ties and NaNs resolve to
 // the same index. The loops run per output row and window tap over the row's outputs,
-// branch-free, which is what makes this faster than LibTorch's kernel. `Stride`: the
-// width stride when known at compile time (ResNet's 2, which the compiler vectorizes),
-// else 0.
-template <int64_t Stride>
+// branch-free (the compiler vectorizes the innermost loop), which is what makes this
+// faster than LibTorch's kernel.
 void pool_planes(const PoolShape& s, const float* in, float* out, int32_t* indices,
                  int64_t begin, int64_t end) {
   const int64_t plane_in = s.height * s.width, plane_out = s.out_height * s.out_width;
-  const int64_t sh = s.stride[0], ph = s.padding[0], pw = s.padding[1];
-  const int64_t sw = Stride > 0 ? Stride : s.stride[1];
+  const int64_t sh = s.stride[0], sw = s.stride[1], ph = s.padding[0], pw = s.padding[1];
   const int64_t out_w = s.out_width;
   std::vector<int32_t> scratch(indices ? 0 : static_cast<size_t>(out_w));
   // Per tap kw, the outputs whose tap lies inside the row: [first[kw], last[kw]).
@@ -82,11 +79,7 @@ torch::Tensor pool(const PoolShape& s, const torch::Tensor& x, torch::Tensor* in
   int32_t* index = indices ? indices->data_ptr<int32_t>() : nullptr;
   const int64_t grain = planes_per_task(s.out_height * s.out_width);
   at::parallel_for(0, s.planes, grain, [&](int64_t begin, int64_t end) {
-    if (s.stride[1] == 2) {
-      pool_planes<2>(s, in, out, index, begin, end);
-    } else {
-      pool_planes<0>(s, in, out, index, begin, end);
-    }
+    pool_planes(s, in, out, index, begin, end);
   });
   return y;
 }

@@ -13,7 +13,7 @@ namespace unitrain::nn {
 // propagates). Contiguous CPU float32 [B, C, H, W] inputs take a direct kernel, one
 // (image, channel) plane per task of LibTorch's intra-op pool, with int32 indices
 // saved for the backward only when a gradient is wanted; LibTorch 1.13's
-// max_pool2d_with_indices is ~4x slower on ResNet's stem (bench/conv_bench). Everything
+// max_pool2d_with_indices is 1.5-2x slower on ResNet stems (bench/conv_bench). Everything
 // else (CUDA, other dtypes, channels-last) calls torch::max_pool2d.
 torch::Tensor max_pool2d(const torch::Tensor& x, std::array<int64_t, 2> kernel,
                          std::array<int64_t, 2> stride, std::array<int64_t, 2> padding);
